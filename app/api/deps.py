@@ -1,0 +1,211 @@
+"""The REST request pipeline: authenticate, rate-limit, open the session, honour Idempotency-Key.
+
+Every /v1 route uses ``KehuRoute``. Reads get a read session; writes get one ``unit_of_work()`` that
+commits only after the endpoint has returned, and before the response leaves, so a client never sees a
+success that was not stored. A POST with an ``Idempotency-Key`` stores its response in that same
+transaction, so a retry after any failure either replays it or runs the request for the first time.
+"""
+
+import hashlib
+import time
+from collections.abc import Callable, Coroutine
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import Depends, Request, Response
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.api.ratelimit import KeyRateLimiter
+from app.apikeys import service as apikeys
+from app.core import clock
+from app.core.auth import Caller, hash_key
+from app.core.config import get_settings
+from app.core.errors import BadRequest, Conflict, Unauthorized, ValidationFailed
+from app.db import read_session, unit_of_work
+from app.idempotency import repository as idempotency
+from app.idempotency.models import IdempotencyRecord
+
+bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer kehu_...`")
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_IDEMPOTENCY_KEY = 255
+_KEY_CACHE_SECONDS = 5.0
+_REPLAYED_HEADERS = ("content-type", "etag", "location")
+
+
+class _CallerCache:
+    """Resolved keys for a few seconds, so a hot key costs no query per request. Revocation takes
+    effect within that time in every process (at once in the one that revoked it)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[float, Caller]] = {}
+
+    def get(self, key_hash: str) -> Caller | None:
+        entry = self._entries.get(key_hash)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, key_hash: str, caller: Caller) -> None:
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[key_hash] = (time.monotonic() + _KEY_CACHE_SECONDS, caller)
+
+    def forget(self, key_id: object) -> None:
+        for key_hash, (_, caller) in list(self._entries.items()):
+            if caller.key_id == key_id:
+                del self._entries[key_hash]
+
+
+caller_cache = _CallerCache()
+_limiter: KeyRateLimiter | None = None
+
+
+def rate_limiter() -> KeyRateLimiter:
+    global _limiter
+    if _limiter is None:
+        settings = get_settings()
+        _limiter = KeyRateLimiter(settings.rate_limit, settings.rate_limit_storage)
+    return _limiter
+
+
+def reset_rate_limiter(limiter: KeyRateLimiter | None = None) -> None:
+    global _limiter
+    _limiter = limiter
+
+
+async def authenticate(request: Request) -> Caller:
+    header = request.headers.get("authorization", "")
+    scheme, _, presented = header.partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        raise Unauthorized("Send an API key as `Authorization: Bearer <key>`.")
+    key_hash = hash_key(presented.strip())
+    caller = caller_cache.get(key_hash)
+    if caller is None:
+        async with read_session() as session:
+            caller = await apikeys.authenticate(session, presented.strip())
+        if caller is None:
+            raise Unauthorized(
+                "The API key is not valid or has been revoked.", code="invalid_api_key"
+            )
+        caller_cache.put(key_hash, caller)
+    return caller
+
+
+def _request_hash(request: Request, body: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in (request.method, request.url.path, request.url.query):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    digest.update(body)
+    return digest.hexdigest()
+
+
+def _idempotency_key(request: Request) -> str | None:
+    if request.method != "POST":
+        return None
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable():
+        raise BadRequest(
+            f"{IDEMPOTENCY_HEADER} must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters.",
+            code="invalid_idempotency_key",
+        )
+    return key
+
+
+def _replay(record: IdempotencyRecord) -> Response:
+    headers = dict(record.response_headers)
+    headers["Idempotent-Replayed"] = "true"
+    media_type = headers.pop("content-type", None)
+    return Response(
+        content=record.response_body,
+        status_code=record.status_code,
+        headers=headers,
+        media_type=media_type,
+    )
+
+
+async def _run_write(
+    request: Request,
+    caller: Caller,
+    handler: Callable[[Request], Coroutine[Any, Any, Response]],
+) -> Response:
+    key = _idempotency_key(request)
+    async with unit_of_work() as session:
+        request.state.session = session
+        if key is None:
+            return await handler(request)
+        body = await request.body()
+        request_hash = _request_hash(request, body)
+        if not await idempotency.try_lock(session, caller.key_id, key):
+            raise Conflict(
+                "A request with this Idempotency-Key is still being processed; retry shortly.",
+                code="idempotency_key_in_use",
+                headers={"Retry-After": "1"},
+            )
+        stored = await idempotency.find_live(session, caller.key_id, key)
+        if stored is not None:
+            if stored.request_hash != request_hash:
+                raise ValidationFailed(
+                    "This Idempotency-Key was used with a different request; use a new key.",
+                    code="idempotency_key_reused",
+                )
+            return _replay(stored)
+        response = await handler(request)
+        if 200 <= response.status_code < 300:
+            await idempotency.save(
+                session,
+                IdempotencyRecord(
+                    api_key_id=caller.key_id,
+                    key=key,
+                    request_hash=request_hash,
+                    status_code=response.status_code,
+                    response_headers={
+                        k: v for k, v in response.headers.items() if k in _REPLAYED_HEADERS
+                    },
+                    response_body=bytes(response.body),
+                    expires_at=clock.now() + timedelta(hours=get_settings().idempotency_ttl_hours),
+                ),
+            )
+        return response
+
+
+class KehuRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route_handler(request: Request) -> Response:
+            caller = await authenticate(request)
+            limit_headers = await rate_limiter().hit(str(caller.key_id))
+            request.state.caller = caller
+            if request.method in READ_METHODS:
+                async with read_session() as session:
+                    request.state.session = session
+                    response = await handler(request)
+            else:
+                response = await _run_write(request, caller, handler)
+            response.headers.update(limit_headers)
+            return response
+
+        return route_handler
+
+
+def current_caller(
+    request: Request,
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None,
+) -> Caller:
+    caller: Caller = request.state.caller
+    return caller
+
+
+def current_session(request: Request) -> AsyncSession:
+    session: AsyncSession = request.state.session
+    return session
+
+
+CallerDep = Annotated[Caller, Depends(current_caller)]
+SessionDep = Annotated[AsyncSession, Depends(current_session)]

@@ -1,0 +1,98 @@
+"""ASGI middleware: request ids, access logs and the request body limit."""
+
+import json
+import re
+import time
+import uuid
+
+import structlog
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.errors import PayloadTooLarge, problem_body
+
+log = structlog.get_logger("kehu.access")
+_INCOMING_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+MAX_BODY_BYTES = 1024 * 1024
+
+
+async def _send_problem(send: Send, status: int, code: str, detail: str, request_id: str) -> None:
+    body = json.dumps(problem_body(status, code, detail, request_id)).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-request-id", request_id.encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestContextMiddleware:
+    """Gives every request an id (or keeps a sane incoming X-Request-ID), binds it to the logs,
+    returns it as X-Request-ID, logs one access line, and refuses bodies over 1 MiB with 413."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _INCOMING_ID.match(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status_holder = {"status": 500, "started": False}
+
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await _send_problem(
+                send, 413, "payload_too_large", "Request bodies are limited to 1 MiB.", request_id
+            )
+            self._log(scope, 413, started)
+            return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise PayloadTooLarge("Request bodies are limited to 1 MiB.")
+            return message
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                status_holder["started"] = True
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-ID"] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_id)
+        finally:
+            self._log(scope, int(status_holder["status"]), started)
+            structlog.contextvars.unbind_contextvars("request_id")
+
+    @staticmethod
+    def _log(scope: Scope, status: int, started: float) -> None:
+        path = scope.get("path", "")
+        if path in ("/healthz", "/metrics"):
+            return
+        log.info(
+            "request",
+            method=scope.get("method"),
+            path=path,
+            status=status,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )

@@ -1,0 +1,44 @@
+"""Operational endpoints: liveness, readiness (database reachable, migrations at head)."""
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from app.core.errors import problem_response
+from app.db import read_session
+from app.db.migrations import head_revision
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: the database answers and its schema is at the latest migration",
+    responses={503: {"description": "Not ready; `detail` says why."}},
+)
+async def readyz(request: Request) -> Any:
+    expected = head_revision()
+    try:
+        async with read_session() as session:
+            current = (
+                await session.execute(text("SELECT version_num FROM alembic_version"))
+            ).scalar_one_or_none()
+    except Exception:
+        return problem_response(
+            503, "database_unavailable", "The database is not reachable.", request.state.request_id
+        )
+    if current != expected:
+        return problem_response(
+            503,
+            "migrations_pending",
+            f"The database schema is at {current}, not {expected}: run `kehu migrate`.",
+            request.state.request_id,
+        )
+    return JSONResponse({"status": "ready", "database": "ok", "schema_revision": current})

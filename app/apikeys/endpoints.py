@@ -1,0 +1,35 @@
+import uuid
+
+from fastapi import APIRouter, Response, status
+
+from app.api.deps import CallerDep, KehuRoute, SessionDep, caller_cache
+from app.apikeys import service
+from app.apikeys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
+from app.core.pagination import PageOut
+
+router = APIRouter(prefix="/api-keys", tags=["admin"], route_class=KehuRoute)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Create an API key (admin)")
+async def create_api_key(
+    body: ApiKeyCreate, caller: CallerDep, session: SessionDep
+) -> ApiKeyCreated:
+    row, secret = await service.create_key(session, caller, body)
+    return ApiKeyCreated.model_validate(
+        {**ApiKeyOut.model_validate(row).model_dump(), "key": secret}
+    )
+
+
+@router.get("", summary="List API keys (admin)")
+async def list_api_keys(caller: CallerDep, session: SessionDep) -> PageOut[ApiKeyOut]:
+    rows = await service.list_keys(session, caller)
+    return PageOut[ApiKeyOut](data=[ApiKeyOut.model_validate(r) for r in rows], next_cursor=None)
+
+
+@router.delete(
+    "/{key_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Revoke an API key (admin)"
+)
+async def revoke_api_key(key_id: uuid.UUID, caller: CallerDep, session: SessionDep) -> Response:
+    await service.revoke_key(session, caller, key_id)
+    caller_cache.forget(key_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,46 @@
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.apikeys.models import ApiKey
+
+
+async def find_active_by_hash(session: AsyncSession, key_hash: str) -> ApiKey | None:
+    query = select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def get(session: AsyncSession, key_id: uuid.UUID) -> ApiKey | None:
+    return await session.get(ApiKey, key_id)
+
+
+async def add(session: AsyncSession, key: ApiKey) -> ApiKey:
+    session.add(key)
+    await session.flush()
+    return key
+
+
+async def list_keys(session: AsyncSession) -> Sequence[ApiKey]:
+    return (
+        (await session.execute(select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)))
+        .scalars()
+        .all()
+    )
+
+
+async def count_active(session: AsyncSession) -> int:
+    rows = await session.execute(select(ApiKey.id).where(ApiKey.revoked_at.is_(None)).limit(1))
+    return len(rows.all())
+
+
+async def revoke(session: AsyncSession, key_id: uuid.UUID, when: datetime) -> bool:
+    result = await session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=when)
+        .returning(ApiKey.id)
+    )
+    return result.first() is not None

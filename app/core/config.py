@@ -1,0 +1,57 @@
+"""Settings, read once from the environment (prefix ``KEHU_``) and from ``.env`` if present."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KEHU_", env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL (postgresql://user:pass@host:port/db). "
+        "Unset: an embedded PostgreSQL is started in `data_dir`.",
+    )
+    data_dir: Path = Field(
+        default=Path(".kehu"), description="Where the embedded PostgreSQL keeps its data."
+    )
+    host: str = Field(default="127.0.0.1", description="Address `kehu serve` binds to.")
+    port: int = Field(default=8000, description="Port `kehu serve` listens on.")
+    log_level: str = Field(default="info", description="debug, info, warning or error.")
+    log_json: bool = Field(default=True, description="JSON log lines (false: readable console).")
+    db_pool_size: int = Field(default=10, ge=1, description="Connections per process.")
+    db_statement_cache: bool = Field(
+        default=True,
+        description="asyncpg prepared-statement cache; turn off behind PgBouncer "
+        "in transaction pooling mode.",
+    )
+    rate_limit: str = Field(
+        default="6000/minute",
+        description="Per-API-key request limit in `limits` notation (e.g. `100/second`).",
+    )
+    rate_limit_storage: str = Field(
+        default="memory://",
+        description="`limits` storage URI; `redis://host:6379` to share counters across processes.",
+    )
+    idempotency_ttl_hours: int = Field(default=24, ge=1, description="How long keys are kept.")
+    run_worker: bool | None = Field(
+        default=None,
+        description="Run the job worker inside `kehu serve`. Default: yes with the embedded "
+        "database, no with an external one (run `kehu worker`).",
+    )
+    graphql_max_depth: int = Field(default=10, ge=1, description="Deepest GraphQL query allowed.")
+    graphql_max_aliases: int = Field(default=30, ge=1, description="Aliases per GraphQL query.")
+    graphql_max_tokens: int = Field(default=2000, ge=10, description="Tokens per GraphQL query.")
+    bootstrap_key_file: Path | None = Field(
+        default=None,
+        description="Where `kehu serve` writes the first admin key (default: `data_dir`/"
+        "bootstrap-key, readable by the owner only).",
+    )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

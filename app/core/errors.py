@@ -1,0 +1,211 @@
+"""The error hierarchy and its one rendering: RFC 9457 ``application/problem+json``.
+
+Services raise ``KehuError`` subclasses; REST renders them here and GraphQL maps the same ``code``
+into ``extensions.code``. Nothing below ever puts a traceback, SQL or driver name into a response.
+"""
+
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+log = structlog.get_logger("kehu.errors")
+
+
+class KehuError(Exception):
+    status: int = 400
+    code: str = "bad_request"
+    title: str | None = None
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        code: str | None = None,
+        errors: Sequence[Mapping[str, str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+        self.errors = list(errors or [])
+        self.headers = dict(headers or {})
+
+
+class BadRequest(KehuError):
+    status, code = 400, "bad_request"
+
+
+class Unauthorized(KehuError):
+    status, code = 401, "unauthorized"
+
+    def __init__(self, detail: str = "A valid API key is required.", **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"WWW-Authenticate": 'Bearer realm="kehu"'})
+        super().__init__(detail, **kwargs)
+
+
+class Forbidden(KehuError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(KehuError):
+    status, code = 404, "not_found"
+
+
+class Conflict(KehuError):
+    status, code = 409, "conflict"
+
+
+class PreconditionFailed(KehuError):
+    status, code = 412, "precondition_failed"
+
+
+class PayloadTooLarge(KehuError):
+    status, code = 413, "payload_too_large"
+
+
+class ValidationFailed(KehuError):
+    status, code = 422, "validation_failed"
+
+
+class RateLimited(KehuError):
+    status, code = 429, "rate_limited"
+
+
+class ServiceUnavailable(KehuError):
+    status, code = 503, "service_unavailable"
+
+
+def problem_body(
+    status: int,
+    code: str,
+    detail: str,
+    request_id: str | None,
+    errors: Sequence[Mapping[str, str]] = (),
+    title: str | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": f"urn:kehu:problem:{code}",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "request_id": request_id,
+    }
+    if errors:
+        body["errors"] = [dict(e) for e in errors]
+    return body
+
+
+def problem_response(
+    status: int,
+    code: str,
+    detail: str,
+    request_id: str | None,
+    errors: Sequence[Mapping[str, str]] = (),
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        problem_body(status, code, detail, request_id, errors),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=dict(headers or {}),
+    )
+
+
+def _request_id(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+def _field_path(loc: Sequence[Any]) -> str:
+    # FastAPI prefixes locations with where the value came from ("body", "query", ...).
+    parts = [str(p) for p in loc]
+    return ".".join(parts) if parts else "body"
+
+
+def validation_errors(raw: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    return [
+        {"field": _field_path(err.get("loc", ())), "message": str(err.get("msg", "invalid"))}
+        for err in raw
+    ]
+
+
+async def _kehu_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, KehuError)
+    return problem_response(
+        exc.status, exc.code, exc.detail, _request_id(request), exc.errors, exc.headers
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return problem_response(
+        422,
+        "validation_failed",
+        "The request is not valid; see errors[].",
+        _request_id(request),
+        validation_errors(exc.errors()),
+    )
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"No route matches {request.method} {request.url.path}."
+    return problem_response(
+        exc.status_code,
+        _HTTP_CODES.get(exc.status_code, "http_error"),
+        detail,
+        _request_id(request),
+        headers=exc.headers,
+    )
+
+
+async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
+    # A unique or foreign-key race lost to a concurrent writer; the request changed nothing.
+    log.warning("integrity_conflict", path=request.url.path)
+    return problem_response(
+        409,
+        "conflict",
+        "The request conflicts with data written concurrently; fetch the current state and retry.",
+        _request_id(request),
+    )
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled_exception", exc_info=exc, path=request.url.path)
+    return problem_response(
+        500,
+        "internal_error",
+        "An unexpected error occurred; it has been logged with this request id.",
+        _request_id(request),
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(KehuError, _kehu_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(Exception, _unexpected_error)

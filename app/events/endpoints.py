@@ -1,0 +1,44 @@
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app.api.deps import CallerDep, KehuRoute, SessionDep
+from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from app.events import service
+from app.events.schemas import EventOut, EventPage
+
+router = APIRouter(prefix="/events", tags=["events"], route_class=KehuRoute)
+
+
+@router.get(
+    "",
+    summary="Page through the event log",
+    description="Committed events in commit order. Start without `after`, then pass "
+    "`next_cursor` back as `after`; an empty page means you are up to date (poll again later "
+    "with the same cursor). Kept 90 days.",
+)
+async def list_events(
+    caller: CallerDep,
+    session: SessionDep,
+    after: Annotated[str | None, Query(max_length=200)] = None,
+    types: Annotated[
+        str | None,
+        Query(
+            max_length=2000,
+            pattern=r"^[a-z_.,]*$",
+            description="Comma-separated event types, e.g. `customer.created,customer.updated`.",
+        ),
+    ] = None,
+    customer_id: uuid.UUID | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> EventPage:
+    wanted = [t for t in (types or "").split(",") if t]
+    rows, next_cursor, has_more = await service.read_feed(
+        session, caller, after=after, types=wanted, customer_id=customer_id, limit=limit
+    )
+    return EventPage(
+        data=[EventOut.model_validate(row) for row in rows],
+        next_cursor=next_cursor,
+        has_more=has_more,
+    )

@@ -1,0 +1,25 @@
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from app.core.schemas import OutputModel
+
+
+class EventOut(OutputModel):
+    id: uuid.UUID = Field(description="Event id; also the `webhook-id` of its deliveries.")
+    type: str = Field(examples=["customer.created"])
+    occurred_at: datetime
+    customer_id: uuid.UUID | None
+    sequence: int | None = Field(description="Increases by one per customer, in commit order.")
+    data: dict[str, Any]
+    changes: dict[str, Any] | None = Field(description="On updates: `{field: [before, after]}`.")
+
+
+class EventPage(OutputModel):
+    data: list[EventOut]
+    next_cursor: str = Field(
+        description="Pass as `after` to continue. Never null: poll with it to get newer events."
+    )
+    has_more: bool = Field(description="More events are available right now.")

@@ -1,0 +1,92 @@
+"""The ASGI application: ``create_app()`` wires middleware, error handling, /v1, /graphql and ops."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+from fastapi import FastAPI
+from prometheus_fastapi_instrumentator import Instrumentator
+
+from app.api.middleware import RequestContextMiddleware
+from app.api.ops import router as ops_router
+from app.api.rest import v1
+from app.core.config import Settings, get_settings
+from app.core.errors import install_error_handlers
+from app.core.logging import configure_logging
+from app.db import engine as db
+from app.worker.runner import Worker
+
+DESCRIPTION = """
+Kehu is a headless CRM: customer profiles, interactions, orders, analytics, segments and loyalty,
+over REST (`/v1`) and GraphQL (`/graphql`), with signed webhooks.
+
+**Auth**: `Authorization: Bearer <api key>`; each key carries scopes (`customers:read`, ...).
+**Errors**: RFC 9457 `application/problem+json` with a stable `code` and the `request_id`.
+**Lists**: `?limit=` (1..100) and `?cursor=` → `{"data": [...], "next_cursor": ...}`.
+**Writes**: `Idempotency-Key` on POST; `ETag` on reads and `If-Match` on PATCH/DELETE (412 when stale).
+"""
+
+
+def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> FastAPI:
+    """Build the app. With ``database_url`` the app owns an engine for its lifetime; without it,
+    an engine configured beforehand (``db.configure``) is used, as the tests do."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker_task: asyncio.Task[None] | None = None
+        worker: Worker | None = None
+        if database_url is not None:
+            db.configure(
+                db.create_engine(
+                    database_url,
+                    pool_size=settings.db_pool_size,
+                    statement_cache=settings.db_statement_cache,
+                )
+            )
+            if settings.run_worker:
+                worker = Worker(db.plain_url(database_url))
+                worker_task = asyncio.create_task(worker.run())
+        try:
+            yield
+        finally:
+            if worker is not None and worker_task is not None:
+                worker.stop()
+                with suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(worker_task, timeout=10)
+            if database_url is not None:
+                await db.dispose()
+
+    app = FastAPI(
+        title="Kehu",
+        version="0.1.0",
+        summary="A headless, async CRM service.",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "customers", "description": "Customer profiles."},
+            {"name": "events", "description": "The event log."},
+            {"name": "admin", "description": "API keys."},
+            {"name": "ops", "description": "Health, readiness and metrics."},
+        ],
+    )
+    install_error_handlers(app)
+    app.include_router(v1)
+    app.include_router(ops_router)
+    from app.api.graphql.schema import graphql_router
+
+    app.include_router(graphql_router(settings), prefix="/graphql")
+    Instrumentator(excluded_handlers=["/metrics"]).instrument(app).expose(
+        app, endpoint="/metrics", include_in_schema=False
+    )
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for `uvicorn --workers N` (each worker process builds its own app and engine)."""
+    settings = get_settings()
+    if not settings.database_url:
+        raise RuntimeError("KEHU_DATABASE_URL is required with several workers.")
+    return create_app(settings, database_url=settings.database_url)

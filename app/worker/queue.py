@@ -1,0 +1,28 @@
+"""Enqueue jobs inside the caller's transaction, so a job exists only if the work that asked for it commits.
+
+pgqueuer's rows are written through the session's own connection; its NOTIFY is transactional too, so
+workers hear of the job at commit and never before.
+"""
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from pgqueuer import AsyncpgDriver, Queries
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+async def enqueue(
+    session: AsyncSession,
+    entrypoint: str,
+    payload: dict[str, Any] | None = None,
+    *,
+    delay: timedelta | None = None,
+    dedupe_key: str | None = None,
+) -> int:
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    queries = Queries(AsyncpgDriver(raw.driver_connection))
+    body = json.dumps(payload or {}, separators=(",", ":"), default=str).encode()
+    ids = await queries.enqueue(entrypoint, body, execute_after=delay, dedupe_key=dedupe_key)
+    return int(ids[0])
