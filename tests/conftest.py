@@ -18,10 +18,11 @@ KeyFactory = Callable[..., Awaitable[str]]
 
 
 @pytest.fixture(scope="session")
-async def db_server() -> str:
+async def db_server() -> AsyncIterator[str]:
     url = database.server_url()
     await database.build_template(url)
-    return url
+    yield url
+    await database.drop_template(url)
 
 
 @pytest.fixture
