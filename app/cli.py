@@ -61,10 +61,6 @@ def serve(
 ) -> None:
     """Run the API. Without KEHU_DATABASE_URL: embedded PostgreSQL in ./.kehu, migrated, with the
     job worker in-process."""
-    import uvicorn
-
-    from app.main import create_app
-
     settings = get_settings()
     url, embedded = _database_url(settings, start_embedded=True)
     if embedded:
@@ -84,13 +80,27 @@ def serve(
     if embedded and workers > 1:
         typer.echo("--workers is ignored with the embedded database.", err=True)
         workers = 1
+    try:
+        _run_uvicorn(settings, url, bind_host, bind_port, workers)
+    finally:
+        if embedded:
+            from app.db import embedded as embedded_server
+
+            embedded_server.stop()
+
+
+def _run_uvicorn(settings: Settings, url: str, host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    from app.main import create_app
+
     if workers > 1:
         os.environ["KEHU_DATABASE_URL"] = url
         uvicorn.run(
             "app.main:app_from_env",
             factory=True,
-            host=bind_host,
-            port=bind_port,
+            host=host,
+            port=port,
             workers=workers,
             log_level="warning",
             access_log=False,
@@ -98,8 +108,8 @@ def serve(
     else:
         uvicorn.run(
             create_app(settings, database_url=url),
-            host=bind_host,
-            port=bind_port,
+            host=host,
+            port=port,
             log_level="warning",
             access_log=False,
         )
