@@ -3,6 +3,7 @@
 import asyncio
 import json
 import os
+import signal
 import warnings
 from pathlib import Path
 from typing import Annotated
@@ -80,6 +81,9 @@ def serve(
     if embedded and workers > 1:
         typer.echo("--workers is ignored with the embedded database.", err=True)
         workers = 1
+    # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into a normal exit so the
+    # `finally` below stops the embedded PostgreSQL instead of the process dying around it.
+    signal.signal(signal.SIGTERM, _exit_quietly)
     try:
         _run_uvicorn(settings, url, bind_host, bind_port, workers)
     finally:
@@ -87,6 +91,10 @@ def serve(
             from app.db import embedded as embedded_server
 
             embedded_server.stop()
+
+
+def _exit_quietly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _run_uvicorn(settings: Settings, url: str, host: str, port: int, workers: int) -> None:
