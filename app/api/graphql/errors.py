@@ -1,0 +1,101 @@
+"""GraphQL errors: the same ``KehuError`` codes as REST in ``extensions``, everything else masked.
+
+Resolvers simply raise (``KehuError`` from services, ``ValidationFailed`` from input checks).
+This extension rewrites the result's errors once, after the operation: a ``KehuError`` becomes its
+detail with ``extensions: {code, status[, errors]}``; GraphQL's own parse and validation errors
+(no original exception) pass unchanged; any other exception becomes "Unexpected error." with code
+``internal_error`` and is logged, so no SQL, driver name or traceback reaches a client.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from graphql.error import GraphQLError
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from strawberry.extensions import MaskErrors
+from strawberry.types import ExecutionContext
+
+from app.core.errors import KehuError, ValidationFailed, validation_errors
+
+log = structlog.get_logger("kehu.graphql")
+UNEXPECTED = "Unexpected error."
+CONFLICT = (
+    "The request conflicts with data written concurrently; fetch the current state and retry."
+)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _camel_loc(error: Mapping[str, Any]) -> dict[str, Any]:
+    loc = tuple(_camel(p) if isinstance(p, str) else p for p in error.get("loc", ()))
+    return {**error, "loc": loc}
+
+
+def invalid_input(exc: ValidationError, prefix: str = "input") -> ValidationFailed:
+    """A pydantic error on a GraphQL input, with camelCase field paths (``input.firstName``)."""
+    raw = [_camel_loc({**e, "loc": (prefix, *e.get("loc", ()))}) for e in exc.errors()]
+    return ValidationFailed(
+        "The input is not valid; see extensions.errors.", errors=validation_errors(raw)
+    )
+
+
+def _extensions(exc: KehuError) -> dict[str, Any]:
+    extensions: dict[str, Any] = {"code": exc.code, "status": exc.status}
+    if exc.errors:
+        extensions["errors"] = [dict(e) for e in exc.errors]
+    return extensions
+
+
+def _is_unexpected(error: GraphQLError) -> bool:
+    original = error.original_error
+    return original is not None and not isinstance(original, KehuError | GraphQLError)
+
+
+def _needs_rewrite(error: GraphQLError) -> bool:
+    return isinstance(error.original_error, KehuError) or _is_unexpected(error)
+
+
+class KehuErrors(MaskErrors):
+    """MaskErrors that knows Kehu's error codes: every error raised by a resolver is rewritten, a
+    ``KehuError`` into its own detail and code, anything else into the masked message."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=_needs_rewrite, error_message=UNEXPECTED)
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        original = error.original_error
+        if isinstance(original, KehuError):
+            message, extensions = original.detail, _extensions(original)
+        elif isinstance(original, IntegrityError):  # as REST: a race lost to a concurrent writer
+            message = CONFLICT
+            extensions = {"code": "conflict", "status": 409}
+        else:
+            message, extensions = self.error_message, {"code": "internal_error", "status": 500}
+        return GraphQLError(
+            message=message,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            original_error=None,
+            extensions=extensions,
+        )
+
+
+def log_errors(errors: list[GraphQLError], execution_context: ExecutionContext | None) -> None:
+    """Log what a client cannot see: unexpected exceptions, with their traceback."""
+    for error in errors:
+        if isinstance(error.original_error, IntegrityError):
+            log.warning("graphql_integrity_conflict", path=error.path)
+        elif _is_unexpected(error):
+            log.error(
+                "graphql_unexpected_error",
+                path=error.path,
+                operation=execution_context.operation_name if execution_context else None,
+                exc_info=error.original_error,
+            )
