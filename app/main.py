@@ -3,15 +3,18 @@
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from typing import Any
 
 from fastapi import FastAPI
 from prometheus_fastapi_instrumentator import Instrumentator
 
+from app.api import deps
 from app.api.middleware import RequestContextMiddleware
 from app.api.ops import router as ops_router
+from app.api.ratelimit import KeyRateLimiter
 from app.api.rest import v1
 from app.core.config import Settings, get_settings
-from app.core.errors import install_error_handlers
+from app.core.errors import PROBLEM_JSON, install_error_handlers
 from app.core.logging import configure_logging
 from app.db import engine as db
 from app.worker.runner import Worker
@@ -32,6 +35,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     an engine configured beforehand (``db.configure``) is used, as the tests do."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_json)
+    # REST and GraphQL share one per-key limiter; it follows the settings this app was built with.
+    deps.reset_rate_limiter(KeyRateLimiter(settings.rate_limit, settings.rate_limit_storage))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -81,7 +86,28 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         app, endpoint="/metrics", include_in_schema=False
     )
     app.add_middleware(RequestContextMiddleware)
+    _document_problems_as_problem_json(app)
     return app
+
+
+def _document_problems_as_problem_json(app: FastAPI) -> None:
+    """FastAPI documents every response model as application/json; error responses are sent as
+    application/problem+json, so the schema says that instead."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    for status, response in operation.get("responses", {}).items():
+                        content = response.get("content", {})
+                        ref = content.get("application/json", {}).get("schema", {}).get("$ref")
+                        if status[:1] in ("4", "5") and str(ref).endswith("/Problem"):
+                            content[PROBLEM_JSON] = content.pop("application/json")
+        return app.openapi_schema or generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def app_from_env() -> FastAPI:

@@ -3,6 +3,7 @@
 Written through the customer service, so the demo data also has its events.
 """
 
+import contextlib
 import random
 from typing import Any
 
@@ -180,11 +181,10 @@ def demo_customer(rng: random.Random, index: int) -> dict[str, Any]:
         ],
         "source_channel": rng.choice(CHANNELS),
     }
+    # A random number that is not a valid one leaves the demo customer without a phone.
     if rng.random() < 0.85:
-        try:
+        with contextlib.suppress(ValueError):
             body["phone"] = normalize_phone(PHONE_PREFIX[country] + digits, country)
-        except ValueError:
-            pass  # a random number that is not a valid one: the demo customer has no phone
     return body
 
 

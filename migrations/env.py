@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.db.engine import async_url
+from app.db.migrations import include_object
 from app.db.models import Base
 
 config = context.config
@@ -17,22 +18,6 @@ if config.config_file_name is not None and not config.attributes.get("skip_loggi
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = Base.metadata
-# Tables that exist but are not ours to model: pgqueuer's queue, created by the first migration.
-EXTERNAL_TABLES = {
-    "pgqueuer",
-    "pgqueuer_log",
-    "pgqueuer_schedules",
-    "pgqueuer_statistics",
-}
-
-
-def include_object(
-    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
-) -> bool:
-    if type_ == "table" and name in EXTERNAL_TABLES:
-        return False
-    table = getattr(obj, "table", None)
-    return not (table is not None and getattr(table, "name", None) in EXTERNAL_TABLES)
 
 
 def database_url() -> str:

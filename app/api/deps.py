@@ -133,8 +133,15 @@ async def _run_write(
     request: Request,
     caller: Caller,
     handler: Callable[[Request], Coroutine[Any, Any, Response]],
+    stores_responses: bool = True,
 ) -> Response:
     key = _idempotency_key(request)
+    if key is not None and not stores_responses:
+        raise BadRequest(
+            f"{IDEMPOTENCY_HEADER} is not supported here: the response holds a secret that is "
+            "never stored.",
+            code="idempotency_not_supported",
+        )
     async with unit_of_work() as session:
         request.state.session = session
         if key is None:
@@ -175,6 +182,10 @@ async def _run_write(
 
 
 class KehuRoute(APIRoute):
+    # Whether a POST's response may be stored for Idempotency-Key replays; off for routes whose
+    # responses must never be stored (a new API key's secret).
+    stores_responses = True
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
@@ -187,7 +198,7 @@ class KehuRoute(APIRoute):
                     request.state.session = session
                     response = await handler(request)
             else:
-                response = await _run_write(request, caller, handler)
+                response = await _run_write(request, caller, handler, self.stores_responses)
             response.headers.update(limit_headers)
             return response
 

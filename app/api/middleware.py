@@ -6,10 +6,11 @@ import time
 import uuid
 
 import structlog
+from fastapi import HTTPException
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import PayloadTooLarge, problem_body
+from app.core.errors import problem_body
 
 log = structlog.get_logger("kehu.access")
 _INCOMING_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -67,7 +68,9 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
-                    raise PayloadTooLarge("Request bodies are limited to 1 MiB.")
+                    # An HTTPException, because FastAPI turns any other error raised while it
+                    # reads the body into "400 There was an error parsing the body".
+                    raise HTTPException(413, "Request bodies are limited to 1 MiB.")
             return message
 
         async def send_with_id(message: Message) -> None:

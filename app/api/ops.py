@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from app.core.errors import problem_response
+from app.core.errors import problem_doc, problem_response
 from app.db import read_session
 from app.db.migrations import head_revision
 
@@ -21,7 +21,7 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     summary="Readiness: the database answers and its schema is at the latest migration",
-    responses={503: {"description": "Not ready; `detail` says why."}},
+    responses={503: problem_doc("Not ready; `detail` and `code` say why.")},
 )
 async def readyz(request: Request) -> Any:
     expected = head_revision()

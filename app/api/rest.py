@@ -3,9 +3,10 @@
 from fastapi import APIRouter
 
 from app.apikeys.endpoints import router as api_keys
+from app.core.errors import COMMON_PROBLEMS
 from app.customers.endpoints import router as customers
 from app.events.endpoints import router as events
 
-v1 = APIRouter(prefix="/v1")
+v1 = APIRouter(prefix="/v1", responses=COMMON_PROBLEMS)
 for router in (customers, events, api_keys):
     v1.include_router(router)

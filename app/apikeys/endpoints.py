@@ -7,7 +7,12 @@ from app.apikeys import service
 from app.apikeys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from app.core.pagination import PageOut
 
-router = APIRouter(prefix="/api-keys", tags=["admin"], route_class=KehuRoute)
+
+class _SecretRoute(KehuRoute):
+    stores_responses = False  # a created key's secret is shown once and never stored
+
+
+router = APIRouter(prefix="/api-keys", tags=["admin"], route_class=_SecretRoute)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create an API key (admin)")

@@ -10,7 +10,10 @@ from app.core.schemas import InputModel, OutputModel, ShortText
 class ApiKeyCreate(InputModel):
     name: ShortText = Field(description="What the key is for, e.g. `shop-frontend`.")
     scopes: list[str] = Field(
-        min_length=1, max_length=len(SCOPES), description="Scopes granted to the key."
+        min_length=1,
+        max_length=len(SCOPES),
+        description="Scopes granted to the key.",
+        json_schema_extra={"items": {"type": "string", "enum": list(SCOPES)}},
     )
 
     @field_validator("scopes")

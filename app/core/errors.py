@@ -12,6 +12,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -82,6 +83,43 @@ class RateLimited(KehuError):
 
 class ServiceUnavailable(KehuError):
     status, code = 503, "service_unavailable"
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Dotted path of the offending field, e.g. `body.email`.")
+    message: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem, as every error response carries it (`application/problem+json`)."""
+
+    type: str = Field(examples=["urn:kehu:problem:customer_not_found"])
+    title: str
+    status: int
+    detail: str
+    code: str = Field(description="A stable slug to branch on.")
+    request_id: str | None
+    errors: list[FieldError] | None = Field(
+        default=None, description="Per-field messages on validation errors."
+    )
+
+
+def problem_doc(description: str) -> dict[str, Any]:
+    """An OpenAPI `responses` entry for an error, documented as application/problem+json."""
+    return {"model": Problem, "description": description}
+
+
+# The errors any authenticated /v1 operation may answer with.
+COMMON_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    400: problem_doc("A malformed header, query or cursor."),
+    401: problem_doc("No valid API key."),
+    403: problem_doc("The API key lacks a required scope."),
+    404: problem_doc("The resource does not exist."),
+    409: problem_doc("A conflicting concurrent request or unique value."),
+    413: problem_doc("The request body is over 1 MiB."),
+    422: problem_doc("The request is not valid; see `errors`."),
+    429: problem_doc("Rate limit exceeded; see `Retry-After`."),
+}
 
 
 def problem_body(

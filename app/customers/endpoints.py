@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query, Response, status
 
 from app.api.deps import CallerDep, KehuRoute, SessionDep
+from app.core.errors import problem_doc
 from app.core.http import etag, expected_version
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, PageOut
 from app.customers import service
@@ -30,7 +31,7 @@ IfMatch = Annotated[
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Create a customer",
-    responses={409: {"description": "The email or external_id belongs to another customer."}},
+    responses={409: problem_doc("The email or external_id belongs to another customer.")},
 )
 async def create_customer(
     body: CustomerCreate,
@@ -41,8 +42,11 @@ async def create_customer(
         str | None,
         Header(
             alias="Idempotency-Key",
-            description="Retry-safe key (≤ 255 chars, kept 24 h): the same key and body "
-            "replay the stored response.",
+            min_length=1,
+            max_length=255,
+            pattern=r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$",
+            description="Retry-safe key (≤ 255 printable ASCII characters, kept 24 h): the same "
+            "key and body replay the stored response.",
         ),
     ] = None,
 ) -> CustomerOut:
@@ -136,7 +140,7 @@ async def get_customer(
 @router.patch(
     "/{customer_id}",
     summary="Update a customer",
-    responses={412: {"description": "If-Match names a stale version."}},
+    responses={412: problem_doc("If-Match names a stale version.")},
 )
 async def update_customer(
     customer_id: uuid.UUID,
@@ -157,7 +161,7 @@ async def update_customer(
     "/{customer_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a customer",
-    responses={412: {"description": "If-Match names a stale version."}},
+    responses={412: problem_doc("If-Match names a stale version.")},
 )
 async def delete_customer(
     customer_id: uuid.UUID, caller: CallerDep, session: SessionDep, if_match: IfMatch = None

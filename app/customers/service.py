@@ -30,7 +30,28 @@ from app.customers.schemas import (
 )
 from app.events import service as events
 
-PROFILE_FIELDS = ["external_id", "email", "phone", "first_name", "last_name", "gender", "birth_date", "locale", "country", "region", "city", "income_band", "education", "occupation", "tags", "attributes", "consent", "source_channel", "owner", "notes"]
+PROFILE_FIELDS = [
+    "external_id",
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "gender",
+    "birth_date",
+    "locale",
+    "country",
+    "region",
+    "city",
+    "income_band",
+    "education",
+    "occupation",
+    "tags",
+    "attributes",
+    "consent",
+    "source_channel",
+    "owner",
+    "notes",
+]
 PII_FIELDS = frozenset({"email", "phone", "birth_date"})
 REDACTED = "[redacted]"
 

@@ -8,6 +8,20 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 ROOT = Path(__file__).resolve().parents[2]
+# Tables that exist but are not ours to model: pgqueuer's queue, created by the first migration.
+EXTERNAL_TABLES = frozenset(
+    {"pgqueuer", "pgqueuer_log", "pgqueuer_schedules", "pgqueuer_statistics"}
+)
+
+
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """Alembic's filter: everything but pgqueuer's tables (used by env.py and the drift test)."""
+    if type_ == "table" and name in EXTERNAL_TABLES:
+        return False
+    table = getattr(obj, "table", None)
+    return not (table is not None and getattr(table, "name", None) in EXTERNAL_TABLES)
 
 
 def alembic_config(database_url: str | None = None) -> Config:

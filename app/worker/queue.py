@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from pgqueuer import AsyncpgDriver, Queries
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
@@ -21,6 +22,9 @@ async def enqueue(
     dedupe_key: str | None = None,
 ) -> int:
     connection = await session.connection()
+    # SQLAlchemy's asyncpg adapter sends BEGIN lazily, with its first statement: make sure the
+    # transaction is open, or pgqueuer's INSERT on the raw connection would commit on its own.
+    await connection.execute(text("SELECT 1"))
     raw = await connection.get_raw_connection()
     queries = Queries(AsyncpgDriver(raw.driver_connection))
     body = json.dumps(payload or {}, separators=(",", ":"), default=str).encode()

@@ -1,0 +1,36 @@
+import asyncpg
+
+
+async def test_healthz(anon) -> None:
+    response = await anon.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_readyz_ok_then_migrations_pending(anon, database_url) -> None:
+    ready = await anon.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["status"] == "ready"
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("UPDATE alembic_version SET version_num = 'old'")
+    finally:
+        await conn.close()
+    pending = await anon.get("/readyz")
+    assert pending.status_code == 503
+    assert pending.headers["content-type"] == "application/problem+json"
+    assert pending.json()["code"] == "migrations_pending"
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("DELETE FROM alembic_version")
+    finally:
+        await conn.close()
+    assert (await anon.get("/readyz")).json()["code"] == "migrations_pending"
+
+
+async def test_metrics_is_prometheus_text(anon) -> None:
+    await anon.get("/healthz")
+    response = await anon.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert "# TYPE http_requests_total counter" in response.text

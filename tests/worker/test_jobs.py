@@ -1,0 +1,68 @@
+import asyncio
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+import asyncpg
+import pytest
+
+from app.db import unit_of_work
+from app.events import service as events
+from app.worker.queue import enqueue
+from app.worker.runner import Worker
+
+
+@asynccontextmanager
+async def running_worker(dsn: str, handler: Any):
+    worker = Worker(dsn, jobs={"test.probe": handler}, schedules={})
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        with suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(task, timeout=15)
+
+
+async def _scalar(dsn: str, sql: str) -> Any:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchval(sql)
+    finally:
+        await conn.close()
+
+
+async def test_job_runs_once_after_commit(database_url: str) -> None:
+    seen: list[dict[str, Any]] = []
+    done = asyncio.Event()
+
+    async def handler(payload: dict[str, Any]) -> None:
+        seen.append(payload)
+        done.set()
+
+    async with running_worker(database_url, handler):
+        async with unit_of_work() as session:
+            await enqueue(session, "test.probe", {"n": 7})
+            await asyncio.sleep(0.5)
+            assert seen == []  # not before commit
+        await asyncio.wait_for(done.wait(), timeout=20)
+        await asyncio.sleep(1)
+    assert seen == [{"n": 7}]
+
+
+async def test_rolled_back_job_never_runs(database_url: str) -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def handler(payload: dict[str, Any]) -> None:
+        seen.append(payload)
+
+    async with running_worker(database_url, handler):
+        with pytest.raises(RuntimeError):  # noqa: PT012 - the block is the unit of work
+            async with unit_of_work() as session:
+                await enqueue(session, "test.probe", {"n": 1})
+                await events.record(session, "test.probe", customer_id=None, data={})
+                raise RuntimeError("boom")
+        await asyncio.sleep(2)
+    assert seen == []
+    assert await _scalar(database_url, "SELECT count(*) FROM pgqueuer") == 0
+    assert await _scalar(database_url, "SELECT count(*) FROM pgqueuer_log") == 0
+    assert await _scalar(database_url, "SELECT count(*) FROM events") == 0
