@@ -6,7 +6,6 @@ from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from fastapi import FastAPI
-from prometheus_fastapi_instrumentator import Instrumentator
 
 from app.api import deps
 from app.api.middleware import RequestContextMiddleware
@@ -82,24 +81,31 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     from app.api.graphql.schema import graphql_router
 
     app.include_router(graphql_router(settings), prefix="/graphql")
-    Instrumentator(excluded_handlers=["/metrics"]).instrument(app).expose(
-        app, endpoint="/metrics", include_in_schema=False
-    )
     app.add_middleware(RequestContextMiddleware)
-    _document_problems_as_problem_json(app)
+    _finish_openapi(app)
     return app
 
 
-def _document_problems_as_problem_json(app: FastAPI) -> None:
-    """FastAPI documents every response model as application/json; error responses are sent as
-    application/problem+json, so the schema says that instead."""
+def _finish_openapi(app: FastAPI) -> None:
+    """Two things FastAPI's generator cannot be told per router without a per-request cost:
+    error responses are `application/problem+json`, and every /v1 operation takes the bearer key
+    (declared here rather than as a dependency that would run on every request)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = generate()
-            for path in schema.get("paths", {}).values():
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "ApiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key: `Authorization: Bearer kehu_...`.",
+                }
+            }
+            for route, path in schema.get("paths", {}).items():
                 for operation in path.values():
+                    if route.startswith("/v1/"):
+                        operation["security"] = [{"ApiKey": []}]
                     for status, response in operation.get("responses", {}).items():
                         content = response.get("content", {})
                         ref = content.get("application/json", {}).get("schema", {}).get("$ref")

@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.ratelimit import KeyRateLimiter
@@ -27,7 +26,6 @@ from app.db import read_session, unit_of_work
 from app.idempotency import repository as idempotency
 from app.idempotency.models import IdempotencyRecord
 
-bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer kehu_...`")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY = 255
@@ -205,15 +203,12 @@ class KehuRoute(APIRoute):
         return route_handler
 
 
-def current_caller(
-    request: Request,
-    _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None,
-) -> Caller:
+async def current_caller(request: Request) -> Caller:
     caller: Caller = request.state.caller
     return caller
 
 
-def current_session(request: Request) -> AsyncSession:
+async def current_session(request: Request) -> AsyncSession:
     session: AsyncSession = request.state.session
     return session
 

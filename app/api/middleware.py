@@ -7,12 +7,20 @@ import uuid
 
 import structlog
 from fastapi import HTTPException
+from prometheus_client import Histogram
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import problem_body
 
 log = structlog.get_logger("kehu.access")
+# Labelled by route template (not the raw path), so ids do not explode the series count.
+REQUEST_SECONDS = Histogram(
+    "kehu_http_request_duration_seconds",
+    "HTTP request duration by method, route template and status.",
+    ["method", "route", "status"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
 _INCOMING_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -31,6 +39,16 @@ async def _send_problem(send: Send, status: int, code: str, detail: str, request
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def _route_template(scope: Scope) -> str:
+    """The matched route with its parameters named (`/v1/customers/{customer_id}`)."""
+    if scope.get("route") is None:
+        return "unmatched"
+    path: str = scope.get("path", "")
+    for name, value in scope.get("path_params", {}).items():
+        path = path.replace(str(value), "{" + name + "}", 1)
+    return path
 
 
 class RequestContextMiddleware:
@@ -92,10 +110,14 @@ class RequestContextMiddleware:
         path = scope.get("path", "")
         if path in ("/healthz", "/metrics"):
             return
+        elapsed = time.perf_counter() - started
+        REQUEST_SECONDS.labels(
+            scope.get("method", ""), _route_template(scope), str(status)
+        ).observe(elapsed)
         log.info(
             "request",
             method=scope.get("method"),
             path=path,
             status=status,
-            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            duration_ms=round(elapsed * 1000, 2),
         )

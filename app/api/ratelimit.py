@@ -4,7 +4,7 @@ import math
 import time
 
 from limits import parse
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 
 from app.core.errors import RateLimited
@@ -13,7 +13,8 @@ from app.core.errors import RateLimited
 class KeyRateLimiter:
     def __init__(self, rate: str, storage_uri: str) -> None:
         self.item = parse(rate)
-        self.limiter = MovingWindowRateLimiter(storage_from_string(f"async+{storage_uri}"))
+        # Sliding-window counter: O(1) per hit (a moving window keeps every hit of the window).
+        self.limiter = SlidingWindowCounterRateLimiter(storage_from_string(f"async+{storage_uri}"))
 
     async def hit(self, key: str) -> dict[str, str]:
         """Count one request; the RateLimit headers to send, or RateLimited when over the limit."""

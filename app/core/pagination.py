@@ -60,13 +60,13 @@ def decode_cursor(cursor: str, sort: str) -> str:
 async def fetch_page(
     session: AsyncSession, query: Select[Any], *, limit: int, cursor: str | None, sort: str
 ) -> Page[Any]:
-    """Run ``query`` (already ordered by a unique key) one page at a time."""
+    """Run ``query`` (already ordered by a unique key) one page at a time; items are the rows."""
     bookmark = decode_cursor(cursor, sort) if cursor else None
     try:
         page = await select_page(session, query, per_page=limit, page=bookmark)
     except (BadBookmark, ValueError, TypeError) as exc:
         raise BadRequest("The cursor is not valid.", code="invalid_cursor") from exc
-    rows = [row[0] for row in page]
+    rows = list(page)
     next_cursor = None
     if page.paging.has_next:
         next_cursor = encode_cursor(sort, page.paging.bookmark_next)

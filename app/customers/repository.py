@@ -1,88 +1,104 @@
-"""Every SQL statement about customers."""
+"""Every SQL statement about customers.
+
+Statements run through SQLAlchemy Core against the mapped table and return `CustomerRow`s (rows with
+attribute access: `row.email`). The ORM entity adds nothing to these single-table statements and its
+identity map costs about a third of a single-row request's CPU (docs/benchmarks.md).
+"""
 
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.customers.models import Customer
 
-LIVE = Customer.deleted_at.is_(None)
+CustomerRow = Row[Any]
+customers: Table = Customer.__table__  # type: ignore[assignment]
+LIVE = customers.c.deleted_at.is_(None)
+INSERTABLE = [c.name for c in customers.c if c.computed is None]
+
+_GET_LIVE = select(customers).where(customers.c.id == bindparam("customer_id"), LIVE)
+_GET_LIVE_FOR_UPDATE = _GET_LIVE.with_for_update()
+# One statement for every insert (all columns bound), so its compiled form is cached once.
+_INSERT_UNLESS_TAKEN = insert(customers).on_conflict_do_nothing().returning(*customers.c)
 
 
-async def get(session: AsyncSession, customer_id: uuid.UUID) -> Customer | None:
-    query = select(Customer).where(Customer.id == customer_id, LIVE)
-    return (await session.execute(query)).scalar_one_or_none()
+async def get(session: AsyncSession, customer_id: uuid.UUID) -> CustomerRow | None:
+    return (await session.execute(_GET_LIVE, {"customer_id": customer_id})).first()
 
 
-async def get_many(session: AsyncSession, ids: Sequence[uuid.UUID]) -> Sequence[Customer]:
+async def get_many(session: AsyncSession, ids: Sequence[uuid.UUID]) -> Sequence[CustomerRow]:
     if not ids:
         return []
-    query = select(Customer).where(Customer.id.in_(list(ids)), LIVE)
-    return (await session.execute(query)).scalars().all()
+    query = select(customers).where(customers.c.id.in_(list(ids)), LIVE)
+    return (await session.execute(query)).all()
 
 
-async def get_for_update(session: AsyncSession, customer_id: uuid.UUID) -> Customer | None:
-    query = (
-        select(Customer)
-        .where(Customer.id == customer_id, LIVE)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return (await session.execute(query)).scalar_one_or_none()
+async def get_for_update(session: AsyncSession, customer_id: uuid.UUID) -> CustomerRow | None:
+    return (await session.execute(_GET_LIVE_FOR_UPDATE, {"customer_id": customer_id})).first()
 
 
-async def insert_unless_taken(session: AsyncSession, values: dict[str, Any]) -> Customer | None:
-    """Insert a customer; None when its email or external_id already belongs to a live customer."""
-    statement = insert(Customer).values(**values).on_conflict_do_nothing().returning(Customer)
-    return (await session.execute(statement)).scalar_one_or_none()
+async def insert_unless_taken(session: AsyncSession, values: dict[str, Any]) -> CustomerRow | None:
+    """Insert a customer; None when its email or external_id already belongs to a live customer.
+
+    ``values`` must name every insertable column (see ``INSERTABLE``)."""
+    return (await session.execute(_INSERT_UNLESS_TAKEN, values)).first()
 
 
 async def holders_of(
     session: AsyncSession, *, emails: Iterable[str] = (), external_ids: Iterable[str] = ()
-) -> Sequence[Customer]:
-    """Live customers holding any of these emails or external ids."""
+) -> Sequence[CustomerRow]:
+    """Live customers holding any of these emails or external ids, locked for the transaction."""
     emails, external_ids = list(emails), list(external_ids)
     conditions: list[ColumnElement[bool]] = []
     if emails:
-        conditions.append(Customer.email.in_(emails))
+        conditions.append(customers.c.email.in_(emails))
     if external_ids:
-        conditions.append(Customer.external_id.in_(external_ids))
+        conditions.append(customers.c.external_id.in_(external_ids))
     if not conditions:
         return []
-    query = select(Customer).where(LIVE, or_(*conditions)).with_for_update()
-    return (await session.execute(query)).scalars().all()
+    query = select(customers).where(LIVE, or_(*conditions)).with_for_update()
+    return (await session.execute(query)).all()
 
 
 async def save_changes(
     session: AsyncSession, customer_id: uuid.UUID, values: dict[str, Any]
-) -> Customer:
+) -> CustomerRow:
     statement = (
-        update(Customer)
-        .where(Customer.id == customer_id)
-        .values(**values, version=Customer.version + 1)
-        .returning(Customer)
-        .execution_options(synchronize_session=False, populate_existing=True)
+        update(customers)
+        .where(customers.c.id == customer_id)
+        .values(**values, version=customers.c.version + 1)
+        .returning(*customers.c)
     )
-    return (await session.execute(statement)).scalar_one()
+    return (await session.execute(statement)).one()
 
 
 async def soft_delete(session: AsyncSession, customer_id: uuid.UUID, when: datetime) -> None:
     await session.execute(
-        update(Customer)
-        .where(Customer.id == customer_id)
-        .values(deleted_at=when, updated_at=when, version=Customer.version + 1)
-        .execution_options(synchronize_session=False)
+        update(customers)
+        .where(customers.c.id == customer_id)
+        .values(deleted_at=when, updated_at=when, version=customers.c.version + 1)
     )
 
 
 SORTABLE = {
-    "created_at": Customer.created_at,
-    "updated_at": Customer.updated_at,
+    "created_at": customers.c.created_at,
+    "updated_at": customers.c.updated_at,
 }
 
 
@@ -101,25 +117,25 @@ def list_query(
     source_channel: str | None = None,
     created_range: tuple[datetime | None, datetime | None] = (None, None),
     updated_range: tuple[datetime | None, datetime | None] = (None, None),
-) -> Select[Customer]:
+) -> Select[Any]:
     """The filtered, sorted customer list; ``sort`` is a SORTABLE key, ``-`` for descending."""
     conditions: list[ColumnElement[bool]] = [LIVE]
     equal_to = {
-        Customer.email: email,
-        Customer.phone: phone,
-        Customer.external_id: external_id,
-        Customer.country: country,
-        Customer.region: region,
-        Customer.city: city,
-        Customer.owner: owner,
-        Customer.source_channel: source_channel,
+        customers.c.email: email,
+        customers.c.phone: phone,
+        customers.c.external_id: external_id,
+        customers.c.country: country,
+        customers.c.region: region,
+        customers.c.city: city,
+        customers.c.owner: owner,
+        customers.c.source_channel: source_channel,
     }
     conditions += [column == value for column, value in equal_to.items() if value is not None]
     if tags:
-        conditions.append(Customer.tags.contains(list(tags)))
+        conditions.append(customers.c.tags.contains(list(tags)))
     for column, (low, high) in (
-        (Customer.created_at, created_range),
-        (Customer.updated_at, updated_range),
+        (customers.c.created_at, created_range),
+        (customers.c.updated_at, updated_range),
     ):
         if low is not None:
             conditions.append(column >= low)
@@ -132,17 +148,19 @@ def list_query(
         # for typos; both are served by the same GIN trigram index.
         conditions.append(
             or_(
-                Customer.search_text.like(f"%{escaped}%", escape="\\"),
-                Customer.search_text.op("%>")(needle),
+                customers.c.search_text.like(f"%{escaped}%", escape="\\"),
+                customers.c.search_text.op("%>")(needle),
             )
         )
     descending = sort.startswith("-")
     column = SORTABLE[sort.lstrip("-")]
-    order = (column.desc(), Customer.id.desc()) if descending else (column, Customer.id)
-    return select(Customer).where(and_(*conditions)).order_by(*order)
+    order = (column.desc(), customers.c.id.desc()) if descending else (column, customers.c.id)
+    return select(customers).where(and_(*conditions)).order_by(*order)
 
 
 async def count_live(session: AsyncSession) -> int:
     return int(
-        (await session.execute(select(func.count()).select_from(Customer).where(LIVE))).scalar_one()
+        (
+            await session.execute(select(func.count()).select_from(customers).where(LIVE))
+        ).scalar_one()
     )

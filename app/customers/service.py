@@ -17,7 +17,7 @@ from app.core.errors import validation_errors as to_field_errors
 from app.core.ids import new_id
 from app.core.pagination import Page, fetch_page
 from app.customers import repository
-from app.customers.models import Customer
+from app.customers.repository import CustomerRow
 from app.customers.schemas import (
     BatchItemResult,
     BatchStatus,
@@ -82,7 +82,7 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def snapshot(customer: Customer) -> dict[str, Any]:
+def snapshot(customer: CustomerRow) -> dict[str, Any]:
     """The customer as events carry it (every profile field, JSON-ready)."""
     data = {field: _json_value(getattr(customer, field)) for field in PROFILE_FIELDS}
     data["id"] = str(customer.id)
@@ -90,7 +90,7 @@ def snapshot(customer: Customer) -> dict[str, Any]:
     return data
 
 
-def view(customer: Customer, caller: Caller) -> dict[str, Any]:
+def view(customer: CustomerRow, caller: Caller) -> dict[str, Any]:
     """The customer as this caller may see it: PII only with the pii:read scope."""
     data = {field: getattr(customer, field) for field in PROFILE_FIELDS}
     data.update(
@@ -150,7 +150,9 @@ async def _explain_taken(
 
 
 def _create_values(payload: CustomerCreate, now: datetime) -> dict[str, Any]:
-    values = payload.model_dump(exclude={"consent"}, exclude_none=True)
+    values: dict[str, Any] = dict.fromkeys(repository.INSERTABLE)
+    values.update(tags=[], attributes={}, version=1)
+    values.update(payload.model_dump(exclude={"consent"}, exclude_none=True))
     values.update(
         id=new_id(),
         consent=_consent_rows(payload.consent or [], now),
@@ -162,7 +164,7 @@ def _create_values(payload: CustomerCreate, now: datetime) -> dict[str, Any]:
 
 async def create_customer(
     session: AsyncSession, caller: Caller, payload: CustomerCreate
-) -> Customer:
+) -> CustomerRow:
     caller.require("customers:write")
     now = clock.now()
     customer = await repository.insert_unless_taken(session, _create_values(payload, now))
@@ -174,7 +176,9 @@ async def create_customer(
     return customer
 
 
-async def get_customer(session: AsyncSession, caller: Caller, customer_id: uuid.UUID) -> Customer:
+async def get_customer(
+    session: AsyncSession, caller: Caller, customer_id: uuid.UUID
+) -> CustomerRow:
     caller.require("customers:read")
     customer = await repository.get(session, customer_id)
     if customer is None:
@@ -184,12 +188,12 @@ async def get_customer(session: AsyncSession, caller: Caller, customer_id: uuid.
 
 async def get_customers(
     session: AsyncSession, caller: Caller, ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, Customer]:
+) -> dict[uuid.UUID, CustomerRow]:
     caller.require("customers:read")
     return {c.id: c for c in await repository.get_many(session, ids)}
 
 
-def _check_version(customer: Customer, expected_version: int | None) -> None:
+def _check_version(customer: CustomerRow, expected_version: int | None) -> None:
     if expected_version is not None and customer.version != expected_version:
         raise PreconditionFailed(
             f"The customer is at version {customer.version}, not {expected_version}; "
@@ -198,7 +202,9 @@ def _check_version(customer: Customer, expected_version: int | None) -> None:
         )
 
 
-def _planned_changes(customer: Customer, payload: CustomerUpdate, now: datetime) -> dict[str, Any]:
+def _planned_changes(
+    customer: CustomerRow, payload: CustomerUpdate, now: datetime
+) -> dict[str, Any]:
     given = payload.model_dump(exclude_unset=True)
     values: dict[str, Any] = {}
     for field, value in given.items():
@@ -220,8 +226,8 @@ def _planned_changes(customer: Customer, payload: CustomerUpdate, now: datetime)
 
 
 async def _apply_update(
-    session: AsyncSession, customer: Customer, values: dict[str, Any], now: datetime
-) -> Customer:
+    session: AsyncSession, customer: CustomerRow, values: dict[str, Any], now: datetime
+) -> CustomerRow:
     before = {field: _json_value(getattr(customer, field)) for field in values}
     updated = await repository.save_changes(session, customer.id, {**values, "updated_at": now})
     changes = {field: [before[field], _json_value(getattr(updated, field))] for field in values}
@@ -241,7 +247,7 @@ async def update_customer(
     customer_id: uuid.UUID,
     payload: CustomerUpdate,
     expected_version: int | None = None,
-) -> Customer:
+) -> CustomerRow:
     caller.require("customers:write")
     customer = await repository.get_for_update(session, customer_id)
     if customer is None:
@@ -295,7 +301,7 @@ async def list_customers(
     sort: str,
     limit: int,
     cursor: str | None,
-) -> Page[Customer]:
+) -> Page[CustomerRow]:
     caller.require("customers:read")
     query = repository.list_query(
         sort=sort,
@@ -316,8 +322,8 @@ async def list_customers(
 
 
 def _batch_match(
-    item: CustomerBatchItem, by_external: dict[str, Customer], by_email: dict[str, Customer]
-) -> Customer | None:
+    item: CustomerBatchItem, by_external: dict[str, CustomerRow], by_email: dict[str, CustomerRow]
+) -> CustomerRow | None:
     """external_id decides when the item has one; email matches only a customer that has no
     other external_id (so an upsert never silently re-keys someone else's record)."""
     if item.external_id and item.external_id in by_external:
@@ -329,8 +335,8 @@ def _batch_match(
 
 
 async def _upsert_one(
-    session: AsyncSession, caller: Caller, item: CustomerBatchItem, match: Customer | None
-) -> tuple[Customer, BatchStatus]:
+    session: AsyncSession, caller: Caller, item: CustomerBatchItem, match: CustomerRow | None
+) -> tuple[CustomerRow, BatchStatus]:
     if match is None:
         return await create_customer(session, caller, item), "created"
     now = clock.now()

@@ -19,6 +19,7 @@ from app.core.errors import ServiceUnavailable
 
 _engine: AsyncEngine | None = None
 _sessions: async_sessionmaker[AsyncSession] | None = None
+_read_sessions: async_sessionmaker[AsyncSession] | None = None
 
 
 def async_url(url: str) -> str:
@@ -40,10 +41,13 @@ def create_engine(url: str, *, pool_size: int = 10, statement_cache: bool = True
     if not statement_cache:
         connect_args["statement_cache_size"] = 0
         connect_args["prepared_statement_cache_size"] = 0
+    # No overflow connections: under bursts, opening and closing extra connections (TLS probe,
+    # startup, type introspection, re-preparing statements) cost more than waiting for a pooled one.
     return create_async_engine(
         async_url(url),
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=0,
+        pool_timeout=10,
         pool_pre_ping=False,
         pool_recycle=1800,
         connect_args=connect_args,
@@ -51,9 +55,15 @@ def create_engine(url: str, *, pool_size: int = 10, statement_cache: bool = True
 
 
 def configure(engine: AsyncEngine) -> None:
-    global _engine, _sessions
+    global _engine, _sessions, _read_sessions
     _engine = engine
     _sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    # Reads run in autocommit: no BEGIN/ROLLBACK round trips, each statement sees committed data.
+    _read_sessions = async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"),
+        expire_on_commit=False,
+        autoflush=False,
+    )
 
 
 def get_engine() -> AsyncEngine:
@@ -63,10 +73,10 @@ def get_engine() -> AsyncEngine:
 
 
 async def dispose() -> None:
-    global _engine, _sessions
+    global _engine, _sessions, _read_sessions
     if _engine is not None:
         await _engine.dispose()
-    _engine, _sessions = None, None
+    _engine, _sessions, _read_sessions = None, None, None
 
 
 def _sessionmaker() -> async_sessionmaker[AsyncSession]:
@@ -84,9 +94,10 @@ async def unit_of_work() -> AsyncIterator[AsyncSession]:
 
 @asynccontextmanager
 async def read_session() -> AsyncIterator[AsyncSession]:
-    """A session for reads; whatever it may have written is rolled back."""
-    async with _sessionmaker()() as session:
-        try:
-            yield session
-        finally:
-            await session.rollback()
+    """A session for reads, in autocommit mode: each statement sees what is committed when it runs.
+    It must not write (nothing would roll a write back). Rows loaded through it stay usable after
+    the block."""
+    if _read_sessions is None:
+        raise ServiceUnavailable("The database is not configured.")
+    async with _read_sessions() as session:
+        yield session

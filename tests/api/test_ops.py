@@ -28,9 +28,16 @@ async def test_readyz_ok_then_migrations_pending(anon, database_url) -> None:
     assert (await anon.get("/readyz")).json()["code"] == "migrations_pending"
 
 
-async def test_metrics_is_prometheus_text(anon) -> None:
-    await anon.get("/healthz")
+async def test_metrics_is_prometheus_text(client, anon) -> None:
+    created = await client.post("/v1/customers", json={"first_name": "Metric"})
+    await client.get(f"/v1/customers/{created.json()['id']}")
     response = await anon.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
-    assert "# TYPE http_requests_total counter" in response.text
+    assert "# TYPE kehu_http_request_duration_seconds histogram" in response.text
+    # Requests are labelled by route template, not by the id in the path.
+    assert (
+        'kehu_http_request_duration_seconds_count{method="GET",'
+        'route="/v1/customers/{customer_id}",status="200"}'
+    ) in response.text
+    assert created.json()["id"] not in response.text
