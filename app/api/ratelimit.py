@@ -1,4 +1,5 @@
-"""Per-API-key rate limiting (``limits``: in memory by default, Redis when scaled out)."""
+"""Per-API-key rate limiting: a sliding-window counter, in process by default, in Redis (through the
+`limits` library) when several processes must share the counters."""
 
 import math
 import time
@@ -10,20 +11,64 @@ from limits.storage import storage_from_string
 from app.core.errors import RateLimited
 
 
+class _LocalWindows:
+    """The same sliding-window counter as `limits`, for one process, without its storage layer
+    (locks, expiry timers), which cost several per cent of a request: the current and previous fixed
+    windows, the previous one weighted by how much of it still overlaps the sliding window."""
+
+    def __init__(self, amount: int, seconds: int) -> None:
+        self.amount = amount
+        self.seconds = seconds
+        self._counts: dict[
+            str, tuple[int, int, int]
+        ] = {}  # key -> (window index, current, previous)
+
+    def hit(self, key: str, now: float) -> tuple[bool, int, float]:
+        """Count a hit; returns (allowed, remaining, seconds until a slot frees)."""
+        window = int(now // self.seconds)
+        index, current, previous = self._counts.get(key, (window, 0, 0))
+        if window != index:
+            previous = current if window == index + 1 else 0
+            current = 0
+        elapsed = (now % self.seconds) / self.seconds
+        weighted = previous * (1 - elapsed) + current
+        allowed = weighted + 1 <= self.amount
+        if allowed:
+            current += 1
+            weighted += 1
+        if len(self._counts) > 100_000:
+            self._counts.clear()
+        self._counts[key] = (window, current, previous)
+        return allowed, max(0, self.amount - math.ceil(weighted)), self.seconds * (1 - elapsed)
+
+
 class KeyRateLimiter:
     def __init__(self, rate: str, storage_uri: str) -> None:
         self.item = parse(rate)
-        # Sliding-window counter: O(1) per hit (a moving window keeps every hit of the window).
-        self.limiter = SlidingWindowCounterRateLimiter(storage_from_string(f"async+{storage_uri}"))
+        self.local: _LocalWindows | None = None
+        self.shared: SlidingWindowCounterRateLimiter | None = None
+        if storage_uri.startswith("memory://"):
+            self.local = _LocalWindows(self.item.amount, self.item.get_expiry())
+        else:
+            self.shared = SlidingWindowCounterRateLimiter(
+                storage_from_string(f"async+{storage_uri}")
+            )
+
+    async def _count(self, key: str) -> tuple[bool, int, float]:
+        if self.local is not None:
+            return self.local.hit(key, time.time())
+        assert self.shared is not None
+        allowed = await self.shared.hit(self.item, key)
+        stats = await self.shared.get_window_stats(self.item, key)
+        return allowed, stats.remaining, stats.reset_time - time.time()
 
     async def hit(self, key: str) -> dict[str, str]:
         """Count one request; the RateLimit headers to send, or RateLimited when over the limit."""
-        allowed = await self.limiter.hit(self.item, key)
-        stats = await self.limiter.get_window_stats(self.item, key)
-        reset = max(0, math.ceil(stats.reset_time - time.time()))
+        allowed, remaining, reset_in = await self._count(key)
+        reset = max(0, math.ceil(reset_in))
         headers = {
             "RateLimit-Limit": str(self.item.amount),
-            "RateLimit-Remaining": str(stats.remaining),
+            "RateLimit-Remaining": str(remaining),
             "RateLimit-Reset": str(reset),
         }
         if not allowed:

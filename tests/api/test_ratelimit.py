@@ -1,0 +1,38 @@
+"""The per-key limiter's in-process sliding window."""
+
+import pytest
+
+from app.api.ratelimit import KeyRateLimiter, _LocalWindows
+from app.core.errors import RateLimited
+
+
+def test_local_window_allows_the_amount_then_refuses() -> None:
+    windows = _LocalWindows(amount=3, seconds=60)
+    results = [windows.hit("k", 120.0 + i)[0] for i in range(4)]
+    assert results == [True, True, True, False]
+    # Another key has its own budget.
+    assert windows.hit("other", 124.0)[0] is True
+
+
+def test_local_window_slides() -> None:
+    windows = _LocalWindows(amount=4, seconds=60)
+    for i in range(4):
+        assert windows.hit("k", 60.0 + i)[0]
+    # Half-way through the next window, half of the previous window's hits still count.
+    allowed, remaining, _ = windows.hit("k", 150.0)
+    assert allowed
+    assert remaining == 1
+    assert windows.hit("k", 150.5)[0] is True
+    assert windows.hit("k", 151.0)[0] is False
+    # Two windows later everything has expired.
+    assert windows.hit("k", 300.0) == (True, 3, 60.0)
+
+
+async def test_key_rate_limiter_raises_429_with_retry_after() -> None:
+    limiter = KeyRateLimiter("2/minute", "memory://")
+    await limiter.hit("key")
+    headers = await limiter.hit("key")
+    assert headers["RateLimit-Remaining"] == "0"
+    with pytest.raises(RateLimited) as refused:
+        await limiter.hit("key")
+    assert int(refused.value.headers["Retry-After"]) >= 1
