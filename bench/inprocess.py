@@ -1,8 +1,7 @@
 """Per-request cost of Kehu's REST read and create, in process (ASGI calls, no HTTP, no load
-generator), one request at a time, optionally with bench/kehu_variant.py patches or under cProfile.
+generator), one request at a time, optionally under cProfile.
 
-    uv run python bench/inprocess.py [--n 2000] [--patches async_deps,...] [--cprofile get|post]
-    uv run python bench/inprocess.py --matrix     # every patch alone, then all together
+    uv run python bench/inprocess.py [--n 2000] [--cprofile get|post]
 
 It creates and drops its own databases (kehu_bench_inproc, kehu_bench_inproc_raw). The raw app is
 measured the same way, so each figure has its raw counterpart. Figures are median µs per request.
@@ -15,7 +14,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -27,7 +25,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 PG = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 KEHU_DB, RAW_DB = "kehu_bench_inproc", "kehu_bench_inproc_raw"
-ALL = ["async_deps", "no_overflow", "autocommit", "no_metrics", "fixed_window", "no_access_log"]
 
 
 async def call(
@@ -109,11 +106,6 @@ async def measure(args: argparse.Namespace) -> dict[str, float]:
     os.environ.setdefault("KEHU_LOG_LEVEL", "warning")
     os.environ.setdefault("KEHU_RATE_LIMIT", "10000000/minute")
     os.environ["KEHU_RUN_WORKER"] = "false"
-    os.environ["BENCH_PATCHES"] = args.patches
-    from bench import kehu_variant
-
-    kehu_variant.PATCHES = {p for p in args.patches.split(",") if p}
-    kehu_variant.apply()
     from app.apikeys import service as keys
     from app.apikeys.schemas import ApiKeyCreate
     from app.core.config import get_settings
@@ -217,7 +209,7 @@ def one(args: argparse.Namespace) -> None:
         upgrade(f"{PG}/{KEHU_DB}")
         results = uvloop.run(measure(args))
         if results:
-            print("RESULT " + json.dumps({"patches": args.patches, **results}), flush=True)
+            print("RESULT " + json.dumps(results), flush=True)
     finally:
 
         async def cleanup() -> None:
@@ -227,39 +219,11 @@ def one(args: argparse.Namespace) -> None:
         asyncio.run(cleanup())
 
 
-def matrix(args: argparse.Namespace) -> None:
-    sets = ["", *ALL, ",".join(ALL)]
-    rows = []
-    for patches in sets:
-        out = subprocess.run(
-            [sys.executable, __file__, "--n", str(args.n), "--patches", patches],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
-        if line is None:
-            print(f"{patches or 'baseline'} failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
-            continue
-        rows.append(json.loads(line[7:]))
-        r = rows[-1]
-        print(
-            f"{patches or 'baseline':<22} GET {r['kehu_get_us']:5.0f} µs wall {r['kehu_get_cpu_us']:5.0f} µs CPU "
-            f"(raw {r['raw_get_us']:4.0f}/{r['raw_get_cpu_us']:4.0f}, CPU ratio "
-            f"{r['raw_get_cpu_us'] / r['kehu_get_cpu_us']:.2f})  POST {r['kehu_post_us']:5.0f} wall "
-            f"{r['kehu_post_cpu_us']:5.0f} CPU (raw {r['raw_post_us']:4.0f}/{r['raw_post_cpu_us']:4.0f}, "
-            f"CPU ratio {r['raw_post_cpu_us'] / r['kehu_post_cpu_us']:.2f})",
-            flush=True,
-        )
-
-
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=2000)
-    parser.add_argument("--patches", default="")
     parser.add_argument("--cprofile", choices=["get", "post"], default=None)
-    parser.add_argument("--matrix", action="store_true")
     a = parser.parse_args()
     if not 10 <= a.n <= 100_000:
         parser.error("--n must be 10..100000")
-    matrix(a) if a.matrix else one(a)
+    one(a)

@@ -444,11 +444,6 @@ def main() -> int:
         "REST read and create into this folder (needs py-spy; not in the figures)",
     )
     parser.add_argument(
-        "--kehu-patches",
-        default="",
-        help="run Kehu through bench/kehu_variant.py with these patches (comma list)",
-    )
-    parser.add_argument(
         "--scenarios",
         default="raw_get,kehu_get,kehu_graphql,raw_post,kehu_post",
         help="which scenarios to measure (comma list)",
@@ -515,10 +510,6 @@ def main() -> int:
         kehu_base, raw_base = f"http://127.0.0.1:{kehu_port}", f"http://127.0.0.1:{raw_port}"
         print(f"· kehu serve on {kehu_port}, raw app on {raw_port}", flush=True)
         kehu_command = [kehu_bin, "serve", "--host", "127.0.0.1", "--port", str(kehu_port)]
-        if args.kehu_patches:
-            env["BENCH_PATCHES"] = args.kehu_patches
-            kehu_command = [sys.executable, str(ROOT / "bench" / "kehu_variant.py"), str(kehu_port)]
-            print(f"· Kehu with patches: {args.kehu_patches}", flush=True)
         kehu_proc = subprocess.Popen(
             kehu_command,
             env=env,
