@@ -386,6 +386,7 @@ class TestDepthLimit:
         assert body.get("data") is None
         [error] = body["errors"]
         assert "exceeds maximum operation depth of 3" in error["message"], body
+        assert error["extensions"]["code"] == "query_too_complex"
         hidden = (
             "query { ...F } "
             "fragment F on Query { customers { edges { node { consent { status } } } } }"
@@ -398,6 +399,7 @@ async def test_alias_limit(client: httpx.AsyncClient) -> None:
     body = await gql(client, "{ " + fields + " }")
     assert body.get("data") is None
     assert any("alias" in e["message"].lower() for e in body["errors"]), body
+    assert {e["extensions"]["code"] for e in body["errors"]} == {"query_too_complex"}
     ok = await gql(client, "{ " + " ".join(f"a{i}: __typename" for i in range(30)) + " }")
     assert "errors" not in ok
 
@@ -406,6 +408,16 @@ async def test_token_limit(client: httpx.AsyncClient) -> None:
     body = await gql(client, "{ " + "__typename " * 2100 + "}")
     assert body.get("data") is None
     assert "more than 2000 tokens" in body["errors"][0]["message"], body
+    assert body["errors"][0]["extensions"]["code"] == "query_too_complex"
+
+
+async def test_invalid_queries_carry_a_code(client: httpx.AsyncClient) -> None:
+    syntax = await gql(client, "{ customers { ")
+    assert syntax["errors"][0]["extensions"] == {"code": "invalid_query", "status": 400}
+    unknown = await gql(client, "{ customers { edges { node { favouriteColour } } } }")
+    assert unknown.get("data") is None
+    assert "favouriteColour" in unknown["errors"][0]["message"]
+    assert unknown["errors"][0]["extensions"]["code"] == "invalid_query"
 
 
 async def test_unexpected_errors_are_masked(client: httpx.AsyncClient, monkeypatch: Any) -> None:

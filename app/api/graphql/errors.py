@@ -3,7 +3,9 @@
 Resolvers simply raise (``KehuError`` from services, ``ValidationFailed`` from input checks).
 This extension rewrites the result's errors once, after the operation: a ``KehuError`` becomes its
 detail with ``extensions: {code, status[, errors]}``; GraphQL's own parse and validation errors
-(no original exception) pass unchanged; any other exception becomes "Unexpected error." with code
+(no original exception) keep their message and get ``code`` ``invalid_query`` (or
+``query_too_complex`` from the depth, alias and token limits) in ``code_own_errors``, which runs for
+every error, parse errors included; any other exception becomes "Unexpected error." with code
 ``internal_error`` and is logged, so no SQL, driver name or traceback reaches a client.
 """
 
@@ -56,8 +58,21 @@ def _is_unexpected(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, KehuError | GraphQLError)
 
 
+def _is_graphql_own(error: GraphQLError) -> bool:
+    """A parse, validation or limit error from GraphQL itself, not yet given a code."""
+    return error.original_error is None and "code" not in (error.extensions or {})
+
+
+_LIMIT_MESSAGES = ("exceeds maximum operation depth", "aliases found", "tokens")
+
+
+def _own_error_code(message: str) -> str:
+    return "query_too_complex" if any(m in message for m in _LIMIT_MESSAGES) else "invalid_query"
+
+
 def _needs_rewrite(error: GraphQLError) -> bool:
-    return isinstance(error.original_error, KehuError) or _is_unexpected(error)
+    original = error.original_error
+    return isinstance(original, KehuError) or _is_unexpected(error)
 
 
 class KehuErrors(MaskErrors):
@@ -85,6 +100,17 @@ class KehuErrors(MaskErrors):
             original_error=None,
             extensions=extensions,
         )
+
+
+def code_own_errors(errors: list[GraphQLError]) -> None:
+    """Give parse errors (which end the request before extensions see a result) their code."""
+    for error in errors:
+        if _is_graphql_own(error):
+            error.extensions = {
+                **(error.extensions or {}),
+                "code": _own_error_code(error.message),
+                "status": 400,
+            }
 
 
 def log_errors(errors: list[GraphQLError], execution_context: ExecutionContext | None) -> None:

@@ -19,7 +19,7 @@ from strawberry.fastapi import GraphQLRouter
 from strawberry.types import ExecutionContext
 
 from app.api.graphql.context import Context, GraphQLInfo, get_context
-from app.api.graphql.errors import KehuErrors, log_errors
+from app.api.graphql.errors import KehuErrors, code_own_errors, log_errors
 from app.core.config import Settings
 from app.customers.graphql import (
     TYPE_NAME,
@@ -51,6 +51,7 @@ class KehuSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
+        code_own_errors(errors)
         log_errors(errors, execution_context)
 
 
