@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from app.api import deps
 from app.api.middleware import RequestContextMiddleware
@@ -62,7 +63,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             if database_url is not None:
                 await db.dispose()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc served from the package, not a CDN: the docs work on closed networks too.
+    app = FastAPIOffline(
         title="Kehu",
         version="0.1.0",
         summary="A headless, async CRM service.",

@@ -1,3 +1,5 @@
+import re
+
 import asyncpg
 
 
@@ -41,3 +43,16 @@ async def test_metrics_is_prometheus_text(client, anon) -> None:
         'route="/v1/customers/{customer_id}",status="200"}'
     ) in response.text
     assert created.json()["id"] not in response.text
+
+
+async def test_docs_are_served_without_a_cdn(anon) -> None:
+    page = await anon.get("/docs")
+    assert page.status_code == 200
+    scripts = re.findall(r'<script src="([^"]+)"', page.text)
+    assert scripts, page.text
+    for src in scripts:
+        assert src.startswith("/"), f"{src} would need the internet"
+        asset = await anon.get(src)
+        assert asset.status_code == 200
+        assert len(asset.content) > 100_000
+    assert (await anon.get("/openapi.json")).json()["openapi"].startswith("3.1")
