@@ -9,11 +9,16 @@ from http import HTTPStatus
 from typing import Any
 
 import structlog
+from asyncpg.exceptions import (  # type: ignore[import-untyped]
+    CannotConnectNowError,
+    TooManyConnectionsError,
+)
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -241,9 +246,32 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # The pool had no free connection in time, or the server could not be reached or went away.
+    log.error("database_unavailable", path=request.url.path, error=type(exc).__name__)
+    return problem_response(
+        503,
+        "database_unavailable",
+        "The database is not available right now; retry shortly.",
+        _request_id(request),
+        headers={"Retry-After": "2"},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(KehuError, _kehu_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
+    # Connection failures surface unwrapped from asyncpg's connect; failures on a live connection come
+    # wrapped by SQLAlchemy.
+    for unavailable in (
+        PoolTimeout,
+        OperationalError,
+        InterfaceError,
+        ConnectionError,
+        CannotConnectNowError,
+        TooManyConnectionsError,
+    ):
+        app.add_exception_handler(unavailable, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -1,6 +1,7 @@
 import re
 
 import asyncpg
+import httpx2 as httpx
 
 
 async def test_healthz(anon) -> None:
@@ -56,3 +57,27 @@ async def test_docs_are_served_without_a_cdn(anon) -> None:
         assert asset.status_code == 200
         assert len(asset.content) > 100_000
     assert (await anon.get("/openapi.json")).json()["openapi"].startswith("3.1")
+
+
+async def test_unreachable_database_is_a_503_problem(database_url, settings) -> None:
+    from asgi_lifespan import LifespanManager
+
+    from app.db import engine as db
+    from app.main import create_app
+
+    # Nothing listens on port 1: every connection attempt fails at once.
+    db.configure(db.create_engine("postgresql://postgres@127.0.0.1:1/kehu", pool_size=1))
+    app = create_app(settings)
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://kehu.test") as http:
+            response = await http.get(
+                "/v1/customers", headers={"Authorization": "Bearer kehu_unknown"}
+            )
+            ready = await http.get("/readyz")
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "database_unavailable"
+    assert response.headers["retry-after"] == "2"
+    assert "127.0.0.1" not in response.text
+    assert ready.status_code == 503
