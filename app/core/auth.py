@@ -29,6 +29,9 @@ SCOPES: Final[dict[str, str]] = {
 }
 
 KEY_PREFIX: Final = "kehu_"
+# What `pii:read` unlocks, in reads, GraphQL and the event feed; without it these show as REDACTED.
+PII_FIELDS: Final = frozenset({"email", "phone", "birth_date"})
+REDACTED: Final = "[redacted]"
 
 
 @dataclass(frozen=True, slots=True)

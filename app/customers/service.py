@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
-from app.core.auth import Caller
+from app.core.auth import PII_FIELDS, REDACTED, Caller
 from app.core.errors import Conflict, KehuError, NotFound, PreconditionFailed, problem_body
 from app.core.errors import validation_errors as to_field_errors
 from app.core.ids import new_id
@@ -52,8 +52,6 @@ PROFILE_FIELDS = [
     "owner",
     "notes",
 ]
-PII_FIELDS = frozenset({"email", "phone", "birth_date"})
-REDACTED = "[redacted]"
 
 
 @dataclass(frozen=True)

@@ -10,15 +10,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
-from app.core.auth import Caller
+from app.core.auth import PII_FIELDS, REDACTED, Caller
 from app.core.errors import BadRequest
 from app.core.ids import new_id
 from app.events import repository
 from app.events.models import Event
 
 RETENTION_DAYS = 90
-PII_FIELDS = frozenset({"email", "phone", "birth_date"})
-REDACTED = "[redacted]"
 
 
 async def record(
