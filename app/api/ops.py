@@ -5,11 +5,10 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
-from sqlalchemy import text
 
 from app.core.errors import problem_doc, problem_response
 from app.db import read_session
-from app.db.migrations import head_revision
+from app.db.migrations import applied_revision, head_revision
 
 router = APIRouter(tags=["ops"])
 
@@ -33,9 +32,7 @@ async def readyz(request: Request) -> Any:
     expected = head_revision()
     try:
         async with read_session() as session:
-            current = (
-                await session.execute(text("SELECT version_num FROM alembic_version"))
-            ).scalar_one_or_none()
+            current = await applied_revision(session)
     except Exception:
         return problem_response(
             503, "database_unavailable", "The database is not reachable.", request.state.request_id

@@ -81,3 +81,15 @@ async def test_unreachable_database_is_a_503_problem(database_url, settings) -> 
     assert response.headers["retry-after"] == "2"
     assert "127.0.0.1" not in response.text
     assert ready.status_code == 503
+
+
+async def test_readyz_on_an_empty_database_says_migrations_pending(anon, database_url) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("DROP TABLE alembic_version")
+    finally:
+        await conn.close()
+    response = await anon.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["code"] == "migrations_pending"
+    assert "kehu migrate" in response.json()["detail"]
