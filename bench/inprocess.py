@@ -19,10 +19,10 @@ import time
 import uuid
 from pathlib import Path
 
-import asyncpg
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.run import drop_db, recreate_db  # noqa: E402
+
 PG = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 KEHU_DB, RAW_DB = "kehu_bench_inproc", "kehu_bench_inproc_raw"
 
@@ -64,23 +64,6 @@ async def call(
 
     await app(scope, receive, send)
     return status, b"".join(chunks)
-
-
-async def recreate(name: str) -> None:
-    conn = await asyncpg.connect(f"{PG}/postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def drop(name: str) -> None:
-    conn = await asyncpg.connect(f"{PG}/postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 cpu_per_request: list[float] = []
@@ -201,8 +184,8 @@ def one(args: argparse.Namespace) -> None:
     from app.db.migrations import upgrade
 
     async def prepare() -> None:
-        await recreate(KEHU_DB)
-        await recreate(RAW_DB)
+        await recreate_db(PG, KEHU_DB)
+        await recreate_db(PG, RAW_DB)
 
     asyncio.run(prepare())
     try:
@@ -213,8 +196,8 @@ def one(args: argparse.Namespace) -> None:
     finally:
 
         async def cleanup() -> None:
-            await drop(KEHU_DB)
-            await drop(RAW_DB)
+            await drop_db(PG, KEHU_DB)
+            await drop_db(PG, RAW_DB)
 
         asyncio.run(cleanup())
 

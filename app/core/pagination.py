@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
-from sqlakeyset import BadBookmark
+from sqlakeyset import BadBookmark, serialize_bookmark
 from sqlakeyset.asyncio import select_page
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,6 +36,8 @@ class PageOut(BaseModel, Generic[T]):
 class Page(Generic[T]):
     items: Sequence[T]
     next_cursor: str | None
+    # cursors[i] continues right after items[i] (Relay edges need one per item).
+    cursors: Sequence[str] = ()
 
 
 def encode_cursor(sort: str, bookmark: str) -> str:
@@ -67,7 +69,9 @@ async def fetch_page(
     except (BadBookmark, ValueError, TypeError) as exc:
         raise BadRequest("The cursor is not valid.", code="invalid_cursor") from exc
     rows = list(page)
+    markers = (page.paging.get_marker_at(i) for i in range(len(rows)))
+    cursors = [encode_cursor(sort, serialize_bookmark(marker)) for marker in markers]
     next_cursor = None
     if page.paging.has_next:
         next_cursor = encode_cursor(sort, page.paging.bookmark_next)
-    return Page(rows, next_cursor)
+    return Page(rows, next_cursor, cursors)

@@ -15,15 +15,13 @@ from typing import Annotated, Any, TypeVar
 
 import strawberry
 from pydantic import BaseModel, ValidationError
-from sqlakeyset import serialize_bookmark
-from sqlakeyset.types import Marker
 from strawberry import relay
 from strawberry.scalars import JSON
 
 from app.api.graphql.context import GraphQLInfo
 from app.api.graphql.errors import invalid_input
 from app.core.errors import BadRequest, ValidationFailed
-from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, encode_cursor
+from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.customers import service
 from app.customers.loaders import CustomerView
 from app.customers.schemas import CustomerCreate, CustomerUpdate
@@ -256,12 +254,6 @@ def validated(model: type[ModelT], data: dict[str, Any], prefix: str = "input") 
 # ------------------------------------------------------------------------------------------ queries
 
 
-def _edge_cursor(sort: str, view: CustomerView) -> str:
-    """The cursor that continues right after this customer (the same form as the page cursor)."""
-    key = (view[sort.lstrip("-")], view["id"])
-    return encode_cursor(sort, serialize_bookmark(Marker(key, False)))
-
-
 def _check_filters(
     first: int,
     after: str | None,
@@ -322,8 +314,8 @@ class CustomerQueries:
             )
             views = [service.view(c, caller) for c in page.items]
         edges = [
-            CustomerEdge(cursor=_edge_cursor(sort.value, v), node=CustomerType.from_view(v))
-            for v in views
+            CustomerEdge(cursor=cursor, node=CustomerType.from_view(view))
+            for cursor, view in zip(page.cursors, views, strict=True)
         ]
         return CustomerConnection(
             edges=edges,

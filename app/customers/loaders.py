@@ -1,8 +1,7 @@
 """Per-request DataLoaders for customers: every by-id lookup in one GraphQL request is one query.
 
 Loaders open their own short read session (fields resolve concurrently; a session is not
-concurrency-safe) and return the customer as the calling key may see it (``service.view``), built
-while the session is open: a read session rolls back on exit, which expires the ORM rows.
+concurrency-safe) and return the customer as the calling key may see it (``service.view``).
 """
 
 import uuid

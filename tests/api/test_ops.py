@@ -10,24 +10,24 @@ async def test_healthz(anon) -> None:
     assert response.json() == {"status": "ok"}
 
 
+async def _execute(database_url: str, statement: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
 async def test_readyz_ok_then_migrations_pending(anon, database_url) -> None:
     ready = await anon.get("/readyz")
     assert ready.status_code == 200, ready.text
     assert ready.json()["status"] == "ready"
-    conn = await asyncpg.connect(database_url)
-    try:
-        await conn.execute("UPDATE alembic_version SET version_num = 'old'")
-    finally:
-        await conn.close()
+    await _execute(database_url, "UPDATE alembic_version SET version_num = 'old'")
     pending = await anon.get("/readyz")
     assert pending.status_code == 503
     assert pending.headers["content-type"] == "application/problem+json"
     assert pending.json()["code"] == "migrations_pending"
-    conn = await asyncpg.connect(database_url)
-    try:
-        await conn.execute("DELETE FROM alembic_version")
-    finally:
-        await conn.close()
+    await _execute(database_url, "DELETE FROM alembic_version")
     assert (await anon.get("/readyz")).json()["code"] == "migrations_pending"
 
 
@@ -84,11 +84,7 @@ async def test_unreachable_database_is_a_503_problem(database_url, settings) -> 
 
 
 async def test_readyz_on_an_empty_database_says_migrations_pending(anon, database_url) -> None:
-    conn = await asyncpg.connect(database_url)
-    try:
-        await conn.execute("DROP TABLE alembic_version")
-    finally:
-        await conn.close()
+    await _execute(database_url, "DROP TABLE alembic_version")
     response = await anon.get("/readyz")
     assert response.status_code == 503
     assert response.json()["code"] == "migrations_pending"

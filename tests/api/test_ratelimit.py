@@ -36,3 +36,21 @@ async def test_key_rate_limiter_raises_429_with_retry_after() -> None:
     with pytest.raises(RateLimited) as refused:
         await limiter.hit("key")
     assert int(refused.value.headers["Retry-After"]) >= 1
+
+
+async def test_shared_redis_counters_refuse_over_the_limit() -> None:
+    """The scaled-out path; runs where a Redis answers on 127.0.0.1:6379 (CI machines have one)."""
+    import socket
+    import uuid
+
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        if probe.connect_ex(("127.0.0.1", 6379)) != 0:
+            pytest.skip("no Redis on 127.0.0.1:6379")
+    first = KeyRateLimiter("2/minute", "redis://127.0.0.1:6379")
+    second = KeyRateLimiter("2/minute", "redis://127.0.0.1:6379")  # another API process
+    key = uuid.uuid4().hex
+    await first.hit(key)
+    assert (await second.hit(key))["RateLimit-Remaining"] == "0"
+    with pytest.raises(RateLimited):
+        await first.hit(key)
