@@ -13,10 +13,12 @@ from app.api.middleware import RequestContextMiddleware
 from app.api.ops import router as ops_router
 from app.api.ratelimit import KeyRateLimiter
 from app.api.rest import v1
+from app.core import cursors
 from app.core.config import Settings, get_settings
 from app.core.errors import PROBLEM_JSON, install_error_handlers
 from app.core.logging import configure_logging
 from app.db import engine as db
+from app.db.secrets import load_cursor_key
 from app.worker.runner import Worker
 
 DESCRIPTION = """
@@ -37,6 +39,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     configure_logging(settings.log_level, settings.log_json)
     # REST and GraphQL share one per-key limiter; it follows the settings this app was built with.
     deps.reset_rate_limiter(KeyRateLimiter(settings.rate_limit, settings.rate_limit_storage))
+    # Cursors are signed with the database's own secret, fetched on first use.
+    cursors.use_key_loader(load_cursor_key)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,6 +57,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             if settings.run_worker:
                 worker = Worker(db.plain_url(database_url))
                 worker_task = asyncio.create_task(worker.run())
+        await cursors.preload()
         try:
             yield
         finally:

@@ -28,7 +28,9 @@ async def create_api_key(
 @router.get("", summary="List API keys (admin)")
 async def list_api_keys(caller: CallerDep, session: SessionDep) -> PageOut[ApiKeyOut]:
     rows = await service.list_keys(session, caller)
-    return PageOut[ApiKeyOut](data=[ApiKeyOut.model_validate(r) for r in rows], next_cursor=None)
+    return PageOut[ApiKeyOut](
+        data=[ApiKeyOut.model_validate(r) for r in rows], next_cursor=None, has_more=False
+    )
 
 
 @router.delete(

@@ -1,12 +1,10 @@
-"""Keyset pagination with opaque cursors (sqlakeyset underneath).
+"""Keyset pagination with opaque, signed cursors (sqlakeyset underneath).
 
-A cursor is the sqlakeyset bookmark plus the sort it was made for, base64url-encoded: clients treat it
-as an opaque string, and a cursor replayed with another sort is refused instead of skipping rows.
+A cursor carries the sqlakeyset bookmark and the sort it was made for, signed by ``core.cursors``:
+a tampered cursor is a 400 before anything reaches a query, and a cursor replayed with another sort
+is refused instead of skipping rows.
 """
 
-import base64
-import binascii
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -17,6 +15,7 @@ from sqlakeyset.asyncio import select_page
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core import cursors
 from app.core.errors import BadRequest
 
 T = TypeVar("T")
@@ -30,32 +29,40 @@ class PageOut(BaseModel, Generic[T]):
     next_cursor: str | None = Field(
         description="Pass as `cursor` to get the next page; null at the end."
     )
+    has_more: bool = Field(description="Whether another page follows.")
 
 
 @dataclass(frozen=True)
 class Page(Generic[T]):
     items: Sequence[T]
     next_cursor: str | None
-    # cursors[i] continues right after items[i] (Relay edges need one per item).
-    cursors: Sequence[str] = ()
+    sort: str = ""
+    # sqlakeyset markers of each item, turned into cursors only when asked (Relay edges).
+    markers: Sequence[Any] = ()
+
+    @property
+    def has_more(self) -> bool:
+        return self.next_cursor is not None
+
+    async def item_cursors(self) -> list[str]:
+        """cursors[i] continues right after items[i]."""
+        return [await encode_cursor(self.sort, serialize_bookmark(m)) for m in self.markers]
 
 
-def encode_cursor(sort: str, bookmark: str) -> str:
-    raw = json.dumps([sort, bookmark], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+async def encode_cursor(sort: str, bookmark: str) -> str:
+    return await cursors.encode({"s": sort, "b": bookmark})
 
 
-def decode_cursor(cursor: str, sort: str) -> str:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        made_for, bookmark = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, TypeError, binascii.Error, UnicodeError) as exc:
-        raise BadRequest("The cursor is not valid.", code="invalid_cursor") from exc
-    if made_for != sort or not isinstance(bookmark, str):
+async def decode_cursor(cursor: str, sort: str) -> str:
+    payload = await cursors.decode(cursor)
+    if not isinstance(payload, dict) or not isinstance(payload.get("b"), str):
+        raise BadRequest("The cursor is not valid.", code="invalid_cursor")
+    if payload.get("s") != sort:
         raise BadRequest(
             "The cursor was made for another sort order; start again without a cursor.",
             code="invalid_cursor",
         )
+    bookmark: str = payload["b"]
     return bookmark
 
 
@@ -63,15 +70,14 @@ async def fetch_page(
     session: AsyncSession, query: Select[Any], *, limit: int, cursor: str | None, sort: str
 ) -> Page[Any]:
     """Run ``query`` (already ordered by a unique key) one page at a time; items are the rows."""
-    bookmark = decode_cursor(cursor, sort) if cursor else None
+    bookmark = await decode_cursor(cursor, sort) if cursor else None
     try:
         page = await select_page(session, query, per_page=limit, page=bookmark)
     except (BadBookmark, ValueError, TypeError) as exc:
         raise BadRequest("The cursor is not valid.", code="invalid_cursor") from exc
     rows = list(page)
-    markers = (page.paging.get_marker_at(i) for i in range(len(rows)))
-    cursors = [encode_cursor(sort, serialize_bookmark(marker)) for marker in markers]
+    markers = [page.paging.get_marker_at(i) for i in range(len(rows))]
     next_cursor = None
     if page.paging.has_next:
-        next_cursor = encode_cursor(sort, page.paging.bookmark_next)
-    return Page(rows, next_cursor, cursors)
+        next_cursor = await encode_cursor(sort, page.paging.bookmark_next)
+    return Page(rows, next_cursor, sort, markers)

@@ -113,6 +113,7 @@ async def list_customers(
     return PageOut[CustomerOut](
         data=[CustomerOut.model_validate(service.view(c, caller)) for c in page.items],
         next_cursor=page.next_cursor,
+        has_more=page.has_more,
     )
 
 

@@ -315,7 +315,7 @@ class CustomerQueries:
             views = [service.view(c, caller) for c in page.items]
         edges = [
             CustomerEdge(cursor=cursor, node=CustomerType.from_view(view))
-            for cursor, view in zip(page.cursors, views, strict=True)
+            for cursor, view in zip(await page.item_cursors(), views, strict=True)
         ]
         return CustomerConnection(
             edges=edges,

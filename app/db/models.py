@@ -3,7 +3,16 @@
 from app.apikeys.models import ApiKey
 from app.customers.models import Customer
 from app.db.base import Base
+from app.db.secrets import ServerSecret
 from app.events.models import CustomerEventSequence, Event
 from app.idempotency.models import IdempotencyRecord
 
-__all__ = ["ApiKey", "Base", "Customer", "CustomerEventSequence", "Event", "IdempotencyRecord"]
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Customer",
+    "CustomerEventSequence",
+    "Event",
+    "IdempotencyRecord",
+    "ServerSecret",
+]
