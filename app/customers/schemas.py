@@ -1,3 +1,4 @@
+import json
 import re
 import uuid
 from datetime import date, datetime
@@ -9,11 +10,14 @@ from pydantic import (
     EmailStr,
     Field,
     StringConstraints,
+    ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from app.core import clock
+from app.core.countries import ISO_3166_ALPHA2
 from app.core.schemas import InputModel, LongText, OutputModel, ShortText, no_nul_anywhere
 
 Gender = Literal["female", "male", "non_binary", "other", "unknown"]
@@ -25,16 +29,17 @@ ConsentChannel = Literal["email", "sms", "phone", "wechat", "push", "post", "wha
 ConsentPurpose = Literal["marketing", "service", "analytics", "profiling", "third_party"]
 ConsentStatus = Literal["granted", "denied"]
 
-COUNTRY_CODES = frozenset(phonenumbers.SUPPORTED_REGIONS)
 ATTRIBUTE_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MAX_ATTRIBUTES = 100
+# The whole attributes object, as stored JSON: keeps one profile from growing without bound.
+MAX_ATTRIBUTES_BYTES = 16 * 1024
 MAX_ATTRIBUTE_TEXT = 2_000
 MAX_TAGS = 100
 
 
 def _country(value: str) -> str:
     upper = value.upper()
-    if upper not in COUNTRY_CODES:
+    if upper not in ISO_3166_ALPHA2:
         raise ValueError("must be an ISO 3166-1 alpha-2 country code, e.g. CN or DE")
     return upper
 
@@ -68,6 +73,14 @@ def normalize_phone(value: str, country: str | None) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+def check_attribute_totals(value: dict[str, Any]) -> None:
+    """The limits on the whole object; PATCH checks them again on the merged result."""
+    if len(value) > MAX_ATTRIBUTES:
+        raise ValueError(f"at most {MAX_ATTRIBUTES} attributes")
+    if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_ATTRIBUTES_BYTES:
+        raise ValueError(f"at most {MAX_ATTRIBUTES_BYTES // 1024} KiB of attributes in all")
+
+
 def _attributes(value: dict[str, Any]) -> dict[str, Any]:
     if len(value) > MAX_ATTRIBUTES:
         raise ValueError(f"at most {MAX_ATTRIBUTES} attributes")
@@ -87,6 +100,7 @@ def _attributes(value: dict[str, Any]) -> dict[str, Any]:
             if isinstance(scalar, float) and scalar != scalar:
                 raise ValueError(f"{key}: NaN is not allowed")
     no_nul_anywhere(value)
+    check_attribute_totals(value)
     return value
 
 
@@ -173,11 +187,35 @@ class _ProfileFields(InputModel):
         return value
 
 
+def field_error(model: str, field: str, message: str, value: Any) -> ValidationError:
+    """A validation error located at ``field``, for checks that need several fields at once
+    (raised from a model validator, it is reported as `body.<field>`, not `body`)."""
+    return ValidationError.from_exception_data(
+        model,
+        [
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    "value_error", "Value error, {reason}", {"reason": message}
+                ),
+                loc=(field,),
+                input=value,
+            )
+        ],
+    )
+
+
+def _normalized_phone(model: str, phone: str, country: str | None) -> str:
+    try:
+        return normalize_phone(phone, country)
+    except ValueError as exc:
+        raise field_error(model, "phone", str(exc), phone) from None
+
+
 class CustomerCreate(_ProfileFields):
     @model_validator(mode="after")
     def _normalize(self) -> "CustomerCreate":
         if self.phone is not None:
-            self.phone = normalize_phone(self.phone, self.country)
+            self.phone = _normalized_phone(type(self).__name__, self.phone, self.country)
         if not any((self.external_id, self.email, self.phone, self.first_name, self.last_name)):
             raise ValueError(
                 "a customer needs at least one of external_id, email, phone, first_name, last_name"
@@ -187,12 +225,13 @@ class CustomerCreate(_ProfileFields):
 
 class CustomerUpdate(_ProfileFields):
     """PATCH body: only the fields given change; null clears a field. `attributes` merges by key
-    (a null value removes that key); `consent` entries replace the same (channel, purpose)."""
+    (a null value removes that key); `consent` entries replace the same (channel, purpose).
+    A national-format phone without `country` is read in the stored country (by the service)."""
 
     @model_validator(mode="after")
     def _normalize(self) -> "CustomerUpdate":
-        if self.phone is not None:
-            self.phone = normalize_phone(self.phone, self.country)
+        if self.phone is not None and (self.phone.startswith("+") or self.country is not None):
+            self.phone = _normalized_phone(type(self).__name__, self.phone, self.country)
         return self
 
 

@@ -12,7 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
 from app.core.auth import PII_FIELDS, REDACTED, Caller
-from app.core.errors import Conflict, KehuError, NotFound, PreconditionFailed, problem_body
+from app.core.errors import (
+    Conflict,
+    KehuError,
+    NotFound,
+    PreconditionFailed,
+    ValidationFailed,
+    problem_body,
+)
 from app.core.errors import validation_errors as to_field_errors
 from app.core.ids import new_id
 from app.core.pagination import Page, fetch_page
@@ -27,6 +34,8 @@ from app.customers.schemas import (
     CustomerBatchResult,
     CustomerCreate,
     CustomerUpdate,
+    check_attribute_totals,
+    normalize_phone,
 )
 from app.events import service as events
 
@@ -213,7 +222,10 @@ def _planned_changes(
                     merged.pop(key, None)
                 else:
                     merged[key] = item
-            value = merged
+            value = _checked_attributes(merged)
+        elif field == "phone" and value is not None and not value.startswith("+"):
+            # National form with no country in the body: read it in the customer's stored country.
+            value = _phone_in_country(value, customer.country)
         elif field == "consent":
             value = _merge_consent(customer.consent, payload.consent or [], now)
         elif field == "tags" and value is None:
@@ -221,6 +233,27 @@ def _planned_changes(
         if value != getattr(customer, field):
             values[field] = value
     return values
+
+
+def _checked_attributes(merged: dict[str, Any]) -> dict[str, Any]:
+    try:
+        check_attribute_totals(merged)
+    except ValueError as exc:
+        raise ValidationFailed(
+            "The attributes after this change would be over the limit.",
+            errors=[{"field": "body.attributes", "message": str(exc)}],
+        ) from None
+    return merged
+
+
+def _phone_in_country(phone: str, country: str | None) -> str:
+    try:
+        return normalize_phone(phone, country)
+    except ValueError as exc:
+        raise ValidationFailed(
+            "The request is not valid; see errors[].",
+            errors=[{"field": "body.phone", "message": f"Value error, {exc}"}],
+        ) from None
 
 
 async def _apply_update(

@@ -46,10 +46,20 @@ def invalid_input(exc: ValidationError, prefix: str = "input") -> ValidationFail
     )
 
 
+def _graphql_field(field: str) -> str:
+    """A service's REST-style path (`body.phone`) as GraphQL names it (`input.phone`)."""
+    head, dot, rest = field.partition(".")
+    if head == "body" and dot:
+        return "input." + ".".join(_camel(part) for part in rest.split("."))
+    return field
+
+
 def _extensions(exc: KehuError) -> dict[str, Any]:
     extensions: dict[str, Any] = {"code": exc.code, "status": exc.status}
     if exc.errors:
-        extensions["errors"] = [dict(e) for e in exc.errors]
+        extensions["errors"] = [
+            {**e, "field": _graphql_field(str(e.get("field", "")))} for e in exc.errors
+        ]
     return extensions
 
 
