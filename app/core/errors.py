@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -246,15 +246,53 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    # The pool had no free connection in time, or the server could not be reached or went away.
-    log.error("database_unavailable", path=request.url.path, error=type(exc).__name__)
+# SQLSTATEs that mean the schema is older than the code: the database is not migrated yet.
+_SCHEMA_MISSING = frozenset({"42P01", "42703", "42883", "42704"})
+# The database named in the URL does not exist (yet), or refuses connections while starting up.
+_NO_DATABASE = frozenset({"3D000", "57P03"})
+_UNAVAILABLE_ERRORS = (
+    PoolTimeout,
+    OperationalError,
+    InterfaceError,
+    ConnectionError,
+    CannotConnectNowError,
+    TooManyConnectionsError,
+)
+
+
+def database_failure(exc: BaseException) -> KehuError | None:
+    """The problem a database failure means for a client (503), or None if it is not one.
+
+    Used by REST's handlers and GraphQL's error rewriting alike."""
+    sqlstate = getattr(getattr(exc, "orig", exc), "sqlstate", None)
+    if sqlstate in _SCHEMA_MISSING:
+        return ServiceUnavailable(
+            "The database schema is not at the latest migration; run `kehu migrate`.",
+            code="migrations_pending",
+            headers={"Retry-After": "5"},
+        )
+    if isinstance(exc, _UNAVAILABLE_ERRORS) or sqlstate in _NO_DATABASE:
+        return ServiceUnavailable(
+            "The database is not available right now; retry shortly.",
+            code="database_unavailable",
+            headers={"Retry-After": "2"},
+        )
+    return None
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    problem = database_failure(exc)
+    if problem is None:
+        return await _unexpected_error(request, exc)
+    # The pool had no free connection in time, the server could not be reached or went away, or
+    # the schema is behind the code.
+    log.error(problem.code, path=request.url.path, error=type(exc).__name__)
     return problem_response(
-        503,
-        "database_unavailable",
-        "The database is not available right now; retry shortly.",
+        problem.status,
+        problem.code,
+        problem.detail,
         _request_id(request),
-        headers={"Retry-After": "2"},
+        headers=problem.headers,
     )
 
 
@@ -264,14 +302,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
     # Connection failures surface unwrapped from asyncpg's connect; failures on a live connection come
-    # wrapped by SQLAlchemy.
-    for unavailable in (
-        PoolTimeout,
-        OperationalError,
-        InterfaceError,
-        ConnectionError,
-        CannotConnectNowError,
-        TooManyConnectionsError,
-    ):
-        app.add_exception_handler(unavailable, _database_unavailable)
+    # wrapped by SQLAlchemy (DBAPIError covers a schema that is not migrated yet).
+    for unavailable in (*_UNAVAILABLE_ERRORS, DBAPIError):
+        app.add_exception_handler(unavailable, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -41,27 +41,46 @@ class Worker:
         self.schedules = dict(SCHEDULES if schedules is None else schedules)
         self._managers: list[QueueManager | SchedulerManager] = []
         self._connections: list[asyncpg.Connection] = []
+        self._stopping = asyncio.Event()
 
     async def run(self) -> None:
-        queue_conn = await asyncpg.connect(self.dsn)
-        schedule_conn = await asyncpg.connect(self.dsn)
-        self._connections = [queue_conn, schedule_conn]
-        qm = QueueManager(Queries(AsyncpgDriver(queue_conn)))
-        for name, handler in self.jobs.items():
-            _bind(qm, name, handler)
-        sm = SchedulerManager(Queries(AsyncpgDriver(schedule_conn)))
-        for name, expression in self.schedules.items():
-            _schedule(sm, name, expression)
-        self._managers = [qm, sm]
-        log.info("worker_started", jobs=sorted(self.jobs), schedules=sorted(self.schedules))
+        """Work until ``stop()``. A database that is down or not migrated yet is retried with a
+        growing pause (up to 30 s), so the worker starts before the database does."""
+        delay = 1.0
+        while not self._stopping.is_set():
+            try:
+                await self._run_once()
+                return
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("worker_waiting_for_database", error=type(exc).__name__, retry_in=delay)
+            except Exception:
+                log.exception("worker_failed")
+                raise
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+            delay = min(delay * 2, 30.0)
+
+    async def _run_once(self) -> None:
+        self._connections = []
         try:
+            queue_conn = await asyncpg.connect(self.dsn)
+            self._connections.append(queue_conn)
+            schedule_conn = await asyncpg.connect(self.dsn)
+            self._connections.append(schedule_conn)
+            qm = QueueManager(Queries(AsyncpgDriver(queue_conn)))
+            for name, handler in self.jobs.items():
+                _bind(qm, name, handler)
+            sm = SchedulerManager(Queries(AsyncpgDriver(schedule_conn)))
+            for name, expression in self.schedules.items():
+                _schedule(sm, name, expression)
+            self._managers = [qm, sm]
+            if self._stopping.is_set():
+                return
+            log.info("worker_started", jobs=sorted(self.jobs), schedules=sorted(self.schedules))
             await asyncio.gather(
                 qm.run(dequeue_timeout=timedelta(seconds=5), batch_size=10),
                 sm.run() if self.schedules else asyncio.sleep(0),
             )
-        except Exception:
-            log.exception("worker_failed")
-            raise
         finally:
             for conn in self._connections:
                 with suppress(Exception):
@@ -69,5 +88,6 @@ class Worker:
             log.info("worker_stopped")
 
     def stop(self) -> None:
+        self._stopping.set()
         for manager in self._managers:
             manager.shutdown.set()

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from strawberry.extensions import MaskErrors
 from strawberry.types import ExecutionContext
 
-from app.core.errors import KehuError, ValidationFailed, validation_errors
+from app.core.errors import KehuError, ValidationFailed, database_failure, validation_errors
 
 log = structlog.get_logger("kehu.graphql")
 UNEXPECTED = "Unexpected error."
@@ -99,6 +99,8 @@ class KehuErrors(MaskErrors):
         elif isinstance(original, IntegrityError):  # as REST: a race lost to a concurrent writer
             message = CONFLICT
             extensions = {"code": "conflict", "status": 409}
+        elif original is not None and (problem := database_failure(original)) is not None:
+            message, extensions = problem.detail, _extensions(problem)
         else:
             message, extensions = self.error_message, {"code": "internal_error", "status": 500}
         return GraphQLError(

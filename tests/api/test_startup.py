@@ -1,0 +1,71 @@
+"""The service starts without a usable database and answers 503 problems until it has one."""
+
+from collections.abc import AsyncIterator
+
+import httpx2 as httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from app.core.config import Settings
+from app.main import create_app
+from tests.fixtures import database
+
+UNREACHABLE = "postgresql://postgres@127.0.0.1:1/kehu"
+
+
+@pytest.fixture
+async def empty_database(db_server: str) -> AsyncIterator[str]:
+    """A database that exists but has never been migrated."""
+    name = "kehu_test_unmigrated_" + database.TEMPLATE[-8:]
+    admin = await database._admin(db_server)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield database.with_database(db_server, name)
+    await database.drop(db_server, name)
+
+
+async def _client_for(url: str, *, run_worker: bool = False) -> AsyncIterator[httpx.AsyncClient]:
+    settings = Settings(log_level="warning", run_worker=run_worker, rate_limit="1000/minute")
+    app = create_app(settings, database_url=url)
+    async with LifespanManager(app, startup_timeout=20, shutdown_timeout=20):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://kehu.test",
+            headers={"Authorization": "Bearer kehu_not_checked_yet"},
+        ) as client:
+            yield client
+
+
+async def test_unreachable_database_starts_and_answers_503(db_server: str) -> None:
+    async for client in _client_for(UNREACHABLE, run_worker=True):
+        assert (await client.get("/healthz")).status_code == 200
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["code"] == "database_unavailable"
+        listed = await client.get("/v1/customers")
+        assert listed.status_code == 503
+        assert listed.headers["content-type"] == "application/problem+json"
+        assert listed.json()["code"] == "database_unavailable"
+        assert int(listed.headers["retry-after"]) >= 1
+        graphql = await client.post(
+            "/graphql", json={"query": "{ customers { edges { cursor } } }"}
+        )
+        assert graphql.status_code == 503
+        assert graphql.json()["code"] == "database_unavailable"
+
+
+async def test_unmigrated_database_answers_migrations_pending(empty_database: str) -> None:
+    async for client in _client_for(empty_database):
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["code"] == "migrations_pending"
+        listed = await client.get("/v1/customers")
+        assert listed.status_code == 503
+        assert listed.json()["code"] == "migrations_pending"
+        created = await client.post("/v1/customers", json={"first_name": "Early"})
+        assert created.status_code == 503
+        assert created.json()["code"] == "migrations_pending"
