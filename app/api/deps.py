@@ -6,7 +6,6 @@ success that was not stored. A POST with an ``Idempotency-Key`` stores its respo
 transaction, so a retry after any failure either replays it or runs the request for the first time.
 """
 
-import hashlib
 import time
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
@@ -18,17 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.ratelimit import KeyRateLimiter
 from app.apikeys import service as apikeys
-from app.core import clock
 from app.core.auth import Caller, hash_key
 from app.core.config import get_settings
-from app.core.errors import BadRequest, Conflict, Unauthorized, ValidationFailed
+from app.core.errors import BadRequest, Unauthorized
 from app.db import read_session, unit_of_work
-from app.idempotency import repository as idempotency
+from app.idempotency import service as idempotency
 from app.idempotency.models import IdempotencyRecord
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-MAX_IDEMPOTENCY_KEY = 255
 _KEY_CACHE_SECONDS = 5.0
 _REPLAYED_HEADERS = ("content-type", "etag", "location")
 
@@ -92,27 +89,11 @@ async def authenticate(request: Request) -> Caller:
     return caller
 
 
-def _request_hash(request: Request, body: bytes) -> str:
-    digest = hashlib.sha256()
-    for part in (request.method, request.url.path, request.url.query):
-        digest.update(part.encode())
-        digest.update(b"\0")
-    digest.update(body)
-    return digest.hexdigest()
-
-
 def _idempotency_key(request: Request) -> str | None:
     if request.method != "POST":
         return None
     key = request.headers.get(IDEMPOTENCY_HEADER)
-    if key is None:
-        return None
-    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable():
-        raise BadRequest(
-            f"{IDEMPOTENCY_HEADER} must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters.",
-            code="invalid_idempotency_key",
-        )
-    return key
+    return None if key is None else idempotency.check_key(key, IDEMPOTENCY_HEADER)
 
 
 def _replay(record: IdempotencyRecord) -> Response:
@@ -144,37 +125,23 @@ async def _run_write(
         request.state.session = session
         if key is None:
             return await handler(request)
-        body = await request.body()
-        request_hash = _request_hash(request, body)
-        if not await idempotency.try_lock(session, caller.key_id, key):
-            raise Conflict(
-                "A request with this Idempotency-Key is still being processed; retry shortly.",
-                code="idempotency_key_in_use",
-                headers={"Retry-After": "1"},
-            )
-        stored = await idempotency.find_live(session, caller.key_id, key)
+        request_fingerprint = idempotency.fingerprint(
+            request.method, request.url.path, request.url.query, body=await request.body()
+        )
+        stored = await idempotency.begin(session, caller.key_id, key, request_fingerprint)
         if stored is not None:
-            if stored.request_hash != request_hash:
-                raise ValidationFailed(
-                    "This Idempotency-Key was used with a different request; use a new key.",
-                    code="idempotency_key_reused",
-                )
             return _replay(stored)
         response = await handler(request)
         if 200 <= response.status_code < 300:
-            await idempotency.save(
+            await idempotency.remember(
                 session,
-                IdempotencyRecord(
-                    api_key_id=caller.key_id,
-                    key=key,
-                    request_hash=request_hash,
-                    status_code=response.status_code,
-                    response_headers={
-                        k: v for k, v in response.headers.items() if k in _REPLAYED_HEADERS
-                    },
-                    response_body=bytes(response.body),
-                    expires_at=clock.now() + timedelta(hours=get_settings().idempotency_ttl_hours),
-                ),
+                caller.key_id,
+                key,
+                request_fingerprint,
+                status_code=response.status_code,
+                headers={k: v for k, v in response.headers.items() if k in _REPLAYED_HEADERS},
+                body=bytes(response.body),
+                ttl=timedelta(hours=get_settings().idempotency_ttl_hours),
             )
         return response
 

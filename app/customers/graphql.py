@@ -20,11 +20,12 @@ from strawberry.scalars import JSON
 
 from app.api.graphql.context import GraphQLInfo
 from app.api.graphql.errors import invalid_input
+from app.api.graphql.idempotency import run_once
 from app.core.errors import BadRequest, ValidationFailed
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.customers import service
 from app.customers.loaders import CustomerView
-from app.customers.schemas import CustomerCreate, CustomerUpdate
+from app.customers.schemas import CustomerCreate, CustomerOut, CustomerUpdate
 from app.db import read_session, unit_of_work
 
 TYPE_NAME = "Customer"
@@ -334,6 +335,10 @@ class CustomerQueries:
 @strawberry.type
 class CreateCustomerPayload:
     customer: CustomerType
+    replayed: bool = strawberry.field(
+        description="True when this is the stored result of an earlier call with the same "
+        "idempotencyKey."
+    )
 
 
 @strawberry.type
@@ -351,14 +356,32 @@ class DeleteCustomerPayload:
 class CustomerMutations:
     @strawberry.mutation(description="Create a customer (as `POST /v1/customers`).")  # type: ignore[untyped-decorator]
     async def create_customer(
-        self, info: GraphQLInfo, input: CustomerCreateInput
+        self,
+        info: GraphQLInfo,
+        input: CustomerCreateInput,
+        idempotency_key: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Retry-safe key (≤ 255 printable characters, kept 24 h): the same key "
+                "and input return the stored result instead of creating again."
+            ),
+        ] = None,
     ) -> CreateCustomerPayload:
         caller = info.context.caller
-        payload = validated(CustomerCreate, provided(input))
+        arguments = provided(input)
+        payload = validated(CustomerCreate, arguments)
+
         async with unit_of_work() as session:
-            customer = await service.create_customer(session, caller, payload)
-            view = service.view(customer, caller)
-        return CreateCustomerPayload(customer=CustomerType.from_view(view))
+
+            async def create() -> CustomerOut:
+                customer = await service.create_customer(session, caller, payload)
+                return CustomerOut.model_validate(service.view(customer, caller))
+
+            created, replayed = await run_once(
+                session, caller, idempotency_key, "createCustomer", arguments, CustomerOut, create
+            )
+        view = created.model_dump()
+        return CreateCustomerPayload(customer=CustomerType.from_view(view), replayed=replayed)
 
     @strawberry.mutation(
         description="Change the given fields (as `PATCH /v1/customers/{id}`); `ifMatch` is the "
