@@ -1,0 +1,104 @@
+"""The sequencer on its own: idle passes, several at once, a database that is down or not migrated."""
+
+import asyncio
+import uuid
+from collections import defaultdict
+from contextlib import suppress
+
+import asyncpg
+
+from app.db import unit_of_work
+from app.db.migrations import upgrade
+from app.events import service as events
+from app.events.sequencer import Sequencer, catch_up, stop_and_wait
+from tests.fixtures import database
+from tests.fixtures.events import all_events, wait_stamped
+
+
+async def test_a_pass_with_nothing_to_do_stamps_nothing(database_url: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await catch_up(conn) == 0
+        assert await catch_up(conn) == 0
+        assert await conn.fetchval("SELECT last_position FROM event_feed_state") == 0
+        await conn.execute(
+            "INSERT INTO events (id, type, occurred_at, data) VALUES ($1, 'test.one', now(), '{}')",
+            uuid.uuid4(),
+        )
+        assert await catch_up(conn) == 1
+        assert await catch_up(conn) == 0
+        assert await conn.fetchval("SELECT last_position FROM event_feed_state") == 1
+        assert await conn.fetchval("SELECT position FROM events") == 1
+    finally:
+        await conn.close()
+
+
+async def test_two_sequencers_stamp_each_event_exactly_once(database_url: str) -> None:
+    customers = [uuid.uuid4() for _ in range(5)]
+    first = Sequencer(database_url, poll_interval=0.05, batch_size=7)
+    second = Sequencer(database_url, poll_interval=0.05, batch_size=7)
+    tasks = [asyncio.create_task(first.run()), asyncio.create_task(second.run())]
+
+    async def writer(w: int) -> None:
+        for i in range(40):
+            async with unit_of_work() as session:
+                customer = customers[(w + i) % len(customers)] if i % 4 else None
+                await events.record(session, "test.w", customer_id=customer, data={"w": w})
+
+    try:
+        await asyncio.gather(*(writer(w) for w in range(4)))
+        await wait_stamped()
+    finally:
+        for sequencer, task in zip((first, second), tasks, strict=True):
+            await stop_and_wait(sequencer, task)
+    rows = await all_events()
+    assert len(rows) == 160
+    # Contiguous 1..160: a row stamped twice would have moved the counter past 160.
+    assert [row.position for row in rows] == list(range(1, 161))
+    assert first.stamped + second.stamped == 160
+    by_customer: dict[uuid.UUID, list[int]] = defaultdict(list)
+    for row in rows:
+        if row.customer_id is not None:
+            by_customer[row.customer_id].append(row.sequence)
+    assert set(by_customer) == set(customers)
+    for sequences in by_customer.values():
+        assert sequences == list(range(1, len(sequences) + 1))
+
+
+async def test_sequencer_survives_a_missing_then_unmigrated_database(db_server: str) -> None:
+    name = "kehu_test_seq_" + uuid.uuid4().hex[:10]
+    url = database.with_database(db_server, name)
+    sequencer = Sequencer(url, poll_interval=0.1, max_backoff=0.3)
+    task = asyncio.create_task(sequencer.run())
+    try:
+        await asyncio.sleep(0.5)  # the database does not exist yet
+        assert not task.done()
+        admin = await database._admin(db_server)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.5)  # it exists, but has no tables
+        assert not task.done()
+        await asyncio.to_thread(upgrade, url)
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(
+                "INSERT INTO events (id, type, occurred_at, data) "
+                "VALUES ($1, 'test.one', now(), '{}')",
+                uuid.uuid4(),
+            )
+            for _ in range(100):
+                if await conn.fetchval("SELECT position FROM events") is not None:
+                    break
+                await asyncio.sleep(0.05)
+            assert await conn.fetchval("SELECT position FROM events") == 1
+        finally:
+            await conn.close()
+    finally:
+        await stop_and_wait(sequencer, task)
+        with suppress(Exception):
+            await database.drop(db_server, name)
+    assert task.done()
+    assert task.exception() is None
+    assert sequencer.stamped == 1
