@@ -35,17 +35,23 @@ BATCH_SIZE = 1000
 
 
 async def catch_up(conn: asyncpg.Connection, batch_size: int = BATCH_SIZE) -> int:
-    """Run passes until one does not fill its batch (or stamps nothing); rows stamped in all."""
-    total = 0
+    """Run passes until one does not fill its batch; rows stamped in all.
+
+    A full batch that stamps nothing (every row in it waits for an older event of its customer that
+    sorts later by time, outside the batch) is retried with a doubled batch: once the batch holds
+    every unstamped row, nothing in it can wait for a row outside it, so passes always progress.
+    """
+    total, size = 0, batch_size
     while True:
-        stamped, batched = await repository.stamp_pass(conn, batch_size)
+        stamped, batched = await repository.stamp_pass(conn, size)
         total += stamped
-        if batched < batch_size or stamped == 0:
-            if stamped == 0 and batched == batch_size:
-                # Only if a whole batch waits on older events of its customers that sort later by
-                # time: the next wake-up retries.
-                log.warning("event_sequencer_batch_blocked", batch_size=batch_size)
+        if batched < size:
             return total
+        if stamped == 0:
+            size *= 2
+            log.warning("event_sequencer_batch_blocked", retry_batch_size=size)
+        else:
+            size = batch_size
 
 
 class Sequencer:

@@ -10,6 +10,7 @@ import asyncpg
 from app.db import unit_of_work
 from app.db.migrations import upgrade
 from app.events import service as events
+from app.events.repository import stamp_pass
 from app.events.sequencer import Sequencer, catch_up, stop_and_wait
 from tests.fixtures import database
 from tests.fixtures.events import all_events, wait_stamped
@@ -102,3 +103,38 @@ async def test_sequencer_survives_a_missing_then_unmigrated_database(db_server: 
     assert task.done()
     assert task.exception() is None
     assert sequencer.stamped == 1
+
+
+async def test_a_pass_stamps_a_prefix_per_customer_in_time_order(database_url: str) -> None:
+    """Customer c's sequence 1 has the latest time: in a batch of two, its later sequences wait for
+    it; a blocked full batch is retried larger; slots follow time, but within c follow sequence."""
+    c = uuid.uuid4()
+    rows = [("n1", None, None, 0), ("c2", c, 2, 1), ("c3", c, 3, 2), ("n2", None, None, 5)]
+    rows.append(("c1", c, 1, 10))
+    conn = await asyncpg.connect(database_url)
+    try:
+        for type_, customer_id, sequence, seconds in rows:
+            await conn.execute(
+                "INSERT INTO events (id, type, customer_id, sequence, occurred_at, data) "
+                "VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5), '{}')",
+                uuid.uuid4(),
+                type_,
+                customer_id,
+                sequence,
+                float(seconds),
+            )
+        # Oldest two: n1 and c2; c2 waits for c1 (outside the batch), so only n1 is stamped.
+        assert await stamp_pass(conn, 2) == (1, 2)
+        # Oldest two now c2, c3: both wait; catch_up retries with 4, which holds everything.
+        assert await catch_up(conn, 2) == 4
+        stamped = await conn.fetch("SELECT type, position FROM events ORDER BY position")
+    finally:
+        await conn.close()
+    # Time order n1, c2, c3, n2, c1 gives c the slots 2, 3, 5, handed out by sequence.
+    assert [(r["type"], r["position"]) for r in stamped] == [
+        ("n1", 1),
+        ("c1", 2),
+        ("c2", 3),
+        ("n2", 4),
+        ("c3", 5),
+    ]
