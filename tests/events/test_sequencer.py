@@ -6,14 +6,17 @@ from collections import defaultdict
 from contextlib import suppress
 
 import asyncpg
+from asgi_lifespan import LifespanManager
 
+from app.core.config import Settings
 from app.db import unit_of_work
 from app.db.migrations import upgrade
 from app.events import service as events
 from app.events.repository import stamp_pass
 from app.events.sequencer import Sequencer, catch_up, stop_and_wait
+from app.main import create_app
 from tests.fixtures import database
-from tests.fixtures.events import all_events, wait_stamped
+from tests.fixtures.events import all_events, unstamped, wait_stamped
 
 
 async def test_a_pass_with_nothing_to_do_stamps_nothing(database_url: str) -> None:
@@ -138,3 +141,17 @@ async def test_a_pass_stamps_a_prefix_per_customer_in_time_order(database_url: s
         ("n2", 4),
         ("c3", 5),
     ]
+
+
+async def test_the_app_runs_a_sequencer_unless_told_not_to(database_url: str) -> None:
+    for run_sequencer in (False, True):
+        app = create_app(Settings(log_level="warning", run_sequencer=run_sequencer))
+        async with LifespanManager(app):
+            async with unit_of_work() as session:
+                await events.record(session, "test.probe", customer_id=None, data={})
+            if run_sequencer:
+                await wait_stamped()
+            else:
+                await asyncio.sleep(1.5)  # longer than the poll interval
+                assert await unstamped() == 1
+    assert [row.position for row in await all_events()] == [1, 2]
