@@ -125,9 +125,10 @@ def _run_uvicorn(settings: Settings, url: str, host: str, port: int, workers: in
 
 @cli.command()
 def worker() -> None:
-    """Run a job worker (needs KEHU_DATABASE_URL; several may run at once)."""
+    """Run a job worker and the event sequencer (needs KEHU_DATABASE_URL; several may run at once)."""
     from app.core.logging import configure_logging
     from app.db import engine as db
+    from app.events.sequencer import Sequencer, stop_and_wait
     from app.worker.runner import Worker
 
     settings = get_settings()
@@ -141,9 +142,14 @@ def worker() -> None:
     async def run() -> None:
         assert settings.database_url is not None
         db.configure(db.create_engine(settings.database_url, pool_size=4))
+        dsn = db.plain_url(settings.database_url)
+        sequencer = Sequencer(dsn) if settings.run_sequencer else None
+        sequencer_task = asyncio.create_task(sequencer.run()) if sequencer else None
         try:
-            await Worker(db.plain_url(settings.database_url)).run()
+            await Worker(dsn).run()
         finally:
+            if sequencer is not None and sequencer_task is not None:
+                await stop_and_wait(sequencer, sequencer_task)
             await db.dispose()
 
     asyncio.run(run())

@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
+import structlog
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
@@ -15,10 +16,11 @@ from app.api.ratelimit import KeyRateLimiter
 from app.api.rest import v1
 from app.core import cursors
 from app.core.config import Settings, get_settings
-from app.core.errors import PROBLEM_JSON, install_error_handlers
+from app.core.errors import PROBLEM_JSON, ServiceUnavailable, install_error_handlers
 from app.core.logging import configure_logging
 from app.db import engine as db
 from app.db.secrets import load_cursor_key
+from app.events.sequencer import Sequencer, stop_and_wait
 from app.worker.runner import Worker
 
 DESCRIPTION = """
@@ -57,10 +59,18 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             if settings.run_worker:
                 worker = Worker(db.plain_url(database_url))
                 worker_task = asyncio.create_task(worker.run())
+        sequencer: Sequencer | None = None
+        sequencer_task: asyncio.Task[None] | None = None
+        dsn = _sequencer_dsn(database_url) if settings.run_sequencer else None
+        if dsn is not None:
+            sequencer = Sequencer(dsn)
+            sequencer_task = asyncio.create_task(sequencer.run())
         await cursors.preload()
         try:
             yield
         finally:
+            if sequencer is not None and sequencer_task is not None:
+                await stop_and_wait(sequencer, sequencer_task)
             if worker is not None and worker_task is not None:
                 worker.stop()
                 with suppress(asyncio.CancelledError, Exception):
@@ -91,6 +101,19 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.add_middleware(RequestContextMiddleware)
     _finish_openapi(app)
     return app
+
+
+def _sequencer_dsn(database_url: str | None) -> str | None:
+    """The app's own URL, or (tests, embedding) the URL of the engine configured beforehand;
+    None when there is no database at all (the app then runs without a sequencer)."""
+    if database_url is not None:
+        return db.plain_url(database_url)
+    try:
+        engine = db.get_engine()
+    except ServiceUnavailable:
+        structlog.get_logger("kehu").warning("event_sequencer_not_started", reason="no database")
+        return None
+    return db.plain_url(engine.url.render_as_string(hide_password=False))
 
 
 def _finish_openapi(app: FastAPI) -> None:

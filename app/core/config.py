@@ -42,6 +42,11 @@ class Settings(BaseSettings):
         description="Run the job worker inside `kehu serve`. Default: yes with the embedded "
         "database, no with an external one (run `kehu worker`).",
     )
+    run_sequencer: bool = Field(
+        default=True,
+        description="Run the event sequencer (stamps feed positions) in this process. Several may "
+        "run at once; the feed shows new events only while at least one runs.",
+    )
     graphql_max_depth: int = Field(default=10, ge=1, description="Deepest GraphQL query allowed.")
     graphql_max_aliases: int = Field(default=30, ge=1, description="Aliases per GraphQL query.")
     graphql_max_tokens: int = Field(default=2000, ge=10, description="Tokens per GraphQL query.")

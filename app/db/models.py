@@ -4,7 +4,7 @@ from app.apikeys.models import ApiKey
 from app.customers.models import Customer
 from app.db.base import Base
 from app.db.secrets import ServerSecret
-from app.events.models import CustomerEventSequence, Event
+from app.events.models import CustomerEventSequence, Event, EventFeedState
 from app.idempotency.models import IdempotencyRecord
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "Customer",
     "CustomerEventSequence",
     "Event",
+    "EventFeedState",
     "IdempotencyRecord",
     "ServerSecret",
 ]

@@ -14,14 +14,17 @@ router = APIRouter(prefix="/events", tags=["events"], route_class=KehuRoute)
 @router.get(
     "",
     summary="Page through the event log",
-    description="Committed events in commit order. Start without `after`, then pass "
-    "`next_cursor` back as `after`; an empty page means you are up to date (poll again later "
-    "with the same cursor). Kept 90 days.",
+    description="Committed events in feed `position` order: each event gets its position shortly "
+    "after its transaction commits, above every position handed out before, so a reader never "
+    "skips an event that committed late; a customer's events appear in `sequence` order. Start "
+    "without `cursor`, then pass `next_cursor` back as `cursor`. `next_cursor` is never null: "
+    "an empty page means you are up to date, poll again later with the same cursor. "
+    "Kept 90 days.",
 )
 async def list_events(
     caller: CallerDep,
     session: SessionDep,
-    after: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[str | None, Query(max_length=2000)] = None,
     types: Annotated[
         str | None,
         Query(
@@ -35,7 +38,7 @@ async def list_events(
 ) -> EventPage:
     wanted = [t for t in (types or "").split(",") if t]
     rows, next_cursor, has_more = await service.read_feed(
-        session, caller, after=after, types=wanted, customer_id=customer_id, limit=limit
+        session, caller, cursor=cursor, types=wanted, customer_id=customer_id, limit=limit
     )
     return EventPage(
         data=[EventOut.model_validate(row) for row in rows],

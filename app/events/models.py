@@ -2,7 +2,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Identity, Index, String, text
+from sqlalchemy import BigInteger, DateTime, Index, SmallInteger, String, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql.base import ischema_names
 from sqlalchemy.orm import Mapped, mapped_column
@@ -12,7 +12,8 @@ from app.db.base import Base, IdMixin
 
 
 class Xid8(UserDefinedType[int]):
-    """PostgreSQL's 64-bit transaction id; orders events by the transaction that wrote them."""
+    """PostgreSQL's 64-bit transaction id. No model uses it any more; the first migration (and the
+    downgrade of the event-positions one) still create the old ``events.tx_id`` column with it."""
 
     cache_ok = True
 
@@ -23,13 +24,21 @@ class Xid8(UserDefinedType[int]):
 class Event(IdMixin, Base):
     """The event log (outbox): one row per change, written in the change's own transaction.
 
-    ``tx_id`` and ``position`` give the feed an order that never skips a late-committing transaction:
-    the feed only shows rows whose transaction is older than every transaction still running.
+    ``position`` is NULL when the row is written; the sequencer (``app.events.sequencer``) stamps
+    committed rows with the next feed positions, so the feed's order is an order of commits.
     """
 
     __tablename__ = "events"
     __table_args__ = (
-        Index("ix_events_tx_id_position", "tx_id", "position"),
+        Index(
+            "uq_events_position",
+            "position",
+            unique=True,
+            postgresql_where=text("position IS NOT NULL"),
+        ),
+        Index(
+            "ix_events_unstamped", "occurred_at", "id", postgresql_where=text("position IS NULL")
+        ),
         Index(
             "uq_events_customer_id_sequence",
             "customer_id",
@@ -40,10 +49,7 @@ class Event(IdMixin, Base):
         Index("ix_events_occurred_at", "occurred_at"),
     )
 
-    position: Mapped[int] = mapped_column(BigInteger, Identity(always=True), nullable=False)
-    tx_id: Mapped[int] = mapped_column(
-        Xid8(), nullable=False, server_default=text("pg_current_xact_id()")
-    )
+    position: Mapped[int | None] = mapped_column(BigInteger)
     type: Mapped[str] = mapped_column(String(64), nullable=False)
     customer_id: Mapped[uuid.UUID | None] = mapped_column()
     sequence: Mapped[int | None] = mapped_column(BigInteger)
@@ -59,6 +65,15 @@ class CustomerEventSequence(Base):
 
     customer_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     last_sequence: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class EventFeedState(Base):
+    """One row (id 1): the last feed position handed out. Purging old events never resets it."""
+
+    __tablename__ = "event_feed_state"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    last_position: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
 # Teach the PostgreSQL dialect's reflection the type, so migration checks compare it instead of warning.

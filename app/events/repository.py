@@ -3,13 +3,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, text, tuple_
+import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy import bindparam, delete, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.types import BigInteger, DateTime, String
+from sqlalchemy.types import DateTime, String
 from sqlalchemy.types import Uuid as UuidType
 
-from app.events.models import Event, Xid8
+from app.events.models import Event
 
 # One round trip: take the customer's next sequence number (its row lock orders concurrent writers)
 # and append the event with it.
@@ -33,10 +34,6 @@ _APPEND_CUSTOMER_EVENT = text(
     bindparam("data", type_=JSONB()),
     bindparam("changes", type_=JSONB(none_as_null=True)),
 )
-
-# Rows of transactions still running are held back: a transaction that started earlier but commits
-# later would otherwise appear behind a cursor a reader has already passed.
-_VISIBLE = text("events.tx_id < pg_snapshot_xmin(pg_current_snapshot())")
 
 
 async def append(
@@ -73,26 +70,19 @@ async def append(
 async def feed(
     session: AsyncSession,
     *,
-    after: tuple[int, int] | None,
+    after: int,
     types: Sequence[str],
     customer_id: uuid.UUID | None,
     limit: int,
 ) -> Sequence[Event]:
-    """Committed events in commit-safe order after ``after`` = (tx_id, position)."""
-    query = select(Event).where(_VISIBLE)
-    if after is not None:
-        query = query.where(
-            tuple_(Event.tx_id, Event.position)
-            > tuple_(
-                bindparam("after_tx", after[0], type_=Xid8()),
-                bindparam("after_pos", after[1], type_=BigInteger()),
-            )
-        )
+    """Stamped events after position ``after``, in position order. Rows the sequencer has not
+    stamped yet are left out; they get positions above every position stamped before them."""
+    query = select(Event).where(Event.position.is_not(None), Event.position > after)
     if types:
         query = query.where(Event.type.in_(list(types)))
     if customer_id is not None:
         query = query.where(Event.customer_id == customer_id)
-    query = query.order_by(Event.tx_id, Event.position).limit(limit)
+    query = query.order_by(Event.position).limit(limit)
     return (await session.execute(query)).scalars().all()
 
 
@@ -101,3 +91,103 @@ async def purge_before(session: AsyncSession, cutoff: datetime) -> int:
         delete(Event).where(Event.occurred_at < cutoff).returning(Event.id)
     )
     return len(result.all())
+
+
+# The sequencer's advisory lock key (any fixed bigint; "kehu_evt" in ASCII). Every pass in every
+# process takes it, so passes run one at a time and each sees the stamps of the one before.
+SEQUENCER_LOCK_KEY = 0x6B6568755F657674
+
+# One stamping pass, in one statement (one snapshot). $1 = batch size.
+#   batch:   the oldest unstamped rows by (occurred_at, id).
+#   heads:   per customer in the batch, its lowest batched sequence; usable only when the customer's
+#            previous event (if any) is stamped. Stamped rows of a customer are always a prefix of its
+#            sequence (every pass keeps that true), so then every lower event is stamped too.
+#   chosen:  rows without a customer, and customer rows with no unstamped row outside the batch
+#            between the head and them: for each customer, a prefix of its unstamped events.
+#   slots:   numbered by (occurred_at, id); within a customer the k-th smallest slot goes to the
+#            k-th smallest sequence, so positions increase with sequence.
+#   state:   the counter moves past the slots used; positions continue contiguously after it.
+STAMP_PASS = """
+WITH batch AS MATERIALIZED (
+    SELECT id, customer_id, sequence, occurred_at
+    FROM events
+    WHERE position IS NULL
+    ORDER BY occurred_at, id
+    LIMIT $1
+),
+heads AS (
+    SELECT customer_id, min(sequence) AS first_sequence
+    FROM batch
+    WHERE customer_id IS NOT NULL AND sequence IS NOT NULL
+    GROUP BY customer_id
+),
+ready AS (
+    SELECT h.customer_id, h.first_sequence
+    FROM heads AS h
+    WHERE coalesce((
+        SELECT p.position IS NOT NULL
+        FROM events AS p
+        WHERE p.customer_id = h.customer_id AND p.sequence < h.first_sequence
+        ORDER BY p.sequence DESC
+        LIMIT 1
+    ), true)
+),
+chosen AS (
+    SELECT b.id, b.occurred_at, b.sequence, b.id::text AS grp
+    FROM batch AS b
+    WHERE b.customer_id IS NULL OR b.sequence IS NULL
+    UNION ALL
+    SELECT b.id, b.occurred_at, b.sequence, b.customer_id::text AS grp
+    FROM batch AS b
+    JOIN ready AS r ON r.customer_id = b.customer_id
+    WHERE b.sequence IS NOT NULL
+      AND NOT EXISTS (
+        SELECT 1
+        FROM events AS o
+        WHERE o.customer_id = b.customer_id
+          AND o.sequence > r.first_sequence
+          AND o.sequence < b.sequence
+          AND o.position IS NULL
+          AND NOT EXISTS (SELECT 1 FROM batch AS i WHERE i.id = o.id)
+      )
+),
+slotted AS (
+    SELECT id, grp, sequence, row_number() OVER (ORDER BY occurred_at, id) AS slot
+    FROM chosen
+),
+by_sequence AS (
+    SELECT id, grp, row_number() OVER (PARTITION BY grp ORDER BY sequence, id) AS k
+    FROM slotted
+),
+by_slot AS (
+    SELECT grp, slot, row_number() OVER (PARTITION BY grp ORDER BY slot) AS k
+    FROM slotted
+),
+assigned AS (
+    SELECT q.id, s.slot FROM by_sequence AS q JOIN by_slot AS s USING (grp, k)
+),
+state AS (
+    UPDATE event_feed_state
+    SET last_position = last_position + (SELECT count(*) FROM assigned)
+    WHERE id = 1 AND EXISTS (SELECT 1 FROM assigned)
+    RETURNING last_position - (SELECT count(*) FROM assigned) AS base
+),
+stamped AS (
+    UPDATE events AS e
+    SET position = state.base + a.slot
+    FROM assigned AS a, state
+    WHERE e.id = a.id AND e.position IS NULL
+    RETURNING e.id
+)
+SELECT (SELECT count(*) FROM stamped) AS stamped, (SELECT count(*) FROM batch) AS batched
+"""
+
+
+async def stamp_pass(conn: asyncpg.Connection, batch_size: int) -> tuple[int, int]:
+    """One sequencer pass in its own transaction: (rows stamped, rows looked at)."""
+    async with conn.transaction(isolation="read_committed"):
+        # Blocking: a second sequencer waits here, then (READ COMMITTED: a new snapshot per
+        # statement) sees everything the first one stamped.
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", SEQUENCER_LOCK_KEY)
+        row = await conn.fetchrow(STAMP_PASS, batch_size)
+    return int(row["stamped"]), int(row["batched"])

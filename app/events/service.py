@@ -1,7 +1,5 @@
 """The event log: record changes in the same transaction, and read them back as a feed."""
 
-import base64
-import binascii
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -9,8 +7,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core import clock
-from app.core.auth import PII_FIELDS, REDACTED, Caller
+from app.core import clock, cursors
+from app.core.auth import PII_FIELDS, Caller
 from app.core.errors import BadRequest
 from app.core.ids import new_id
 from app.events import repository
@@ -39,35 +37,38 @@ async def record(
     )
 
 
-def encode_position(tx_id: int, position: int) -> str:
-    return base64.urlsafe_b64encode(f"{tx_id}.{position}".encode()).decode().rstrip("=")
+async def encode_cursor(position: int) -> str:
+    return await cursors.encode({"p": position})
 
 
-def decode_position(cursor: str) -> tuple[int, int]:
-    try:
-        raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()).decode()
-        tx_text, position_text = raw.split(".")
-        tx_id, position = int(tx_text), int(position_text)
-    except (ValueError, binascii.Error, UnicodeError) as exc:
-        raise BadRequest("The cursor is not valid.", code="invalid_cursor") from exc
-    if not (0 <= tx_id < 2**63 and 0 <= position < 2**63):
+async def decode_cursor(cursor: str) -> int:
+    """The feed position a cursor of ours carries; ``invalid_cursor`` for anything else."""
+    payload = await cursors.decode(cursor)
+    position = payload.get("p") if isinstance(payload, dict) else None
+    if type(position) is not int or not 0 <= position < 2**63:
         raise BadRequest("The cursor is not valid.", code="invalid_cursor")
-    return tx_id, position
+    return position
 
 
 def redact(event: Event, caller: Caller) -> dict[str, Any]:
-    """The event as a reader may see it: PII values only for keys with pii:read."""
+    """The event as a reader may see it. Without pii:read, PII values in ``data`` become null and
+    their names are listed in ``data.redacted_fields`` (with those of changed PII fields, whose
+    ``changes`` entry becomes ``[null, null]``)."""
     data = dict(event.data)
     changes = dict(event.changes) if event.changes is not None else None
     if not caller.has("pii:read"):
-        for field in PII_FIELDS & data.keys():
-            if data[field] is not None:
-                data[field] = REDACTED
+        redacted = {field for field in PII_FIELDS & data.keys() if data[field] is not None}
+        for field in redacted:
+            data[field] = None
         if changes is not None:
             for field in PII_FIELDS & changes.keys():
-                changes[field] = [REDACTED, REDACTED]
+                changes[field] = [None, None]
+                redacted.add(field)
+        if redacted:
+            data["redacted_fields"] = sorted(redacted)
     return {
         "id": event.id,
+        "position": event.position,
         "type": event.type,
         "occurred_at": event.occurred_at,
         "customer_id": event.customer_id,
@@ -81,22 +82,26 @@ async def read_feed(
     session: AsyncSession,
     caller: Caller,
     *,
-    after: str | None,
+    cursor: str | None,
     types: Sequence[str],
     customer_id: uuid.UUID | None,
     limit: int,
 ) -> tuple[list[dict[str, Any]], str, bool]:
+    """A page of stamped events after ``cursor``, the cursor to continue from (never None), and
+    whether more events are available right now."""
     caller.require("events:read")
-    position = decode_position(after) if after else None
+    after = await decode_cursor(cursor) if cursor else 0
     rows = await repository.feed(
-        session, after=position, types=types, customer_id=customer_id, limit=limit + 1
+        session, after=after, types=types, customer_id=customer_id, limit=limit + 1
     )
     has_more = len(rows) > limit
     rows = rows[:limit]
     if rows:
-        next_cursor = encode_position(rows[-1].tx_id, rows[-1].position)
+        last = rows[-1].position
+        assert last is not None  # the feed reads stamped rows only
+        next_cursor = await encode_cursor(last)
     else:
-        next_cursor = after or encode_position(0, 0)
+        next_cursor = cursor or await encode_cursor(0)
     return [redact(row, caller) for row in rows], next_cursor, has_more
 
 

@@ -5,6 +5,7 @@ import asyncio
 from app.db import read_session
 from app.events.models import Event
 from tests.conftest import customer_body
+from tests.fixtures.events import wait_stamped
 
 
 async def test_concurrent_patches_with_the_same_if_match_let_exactly_one_win(client) -> None:
@@ -45,6 +46,7 @@ async def test_concurrent_updates_get_gapless_per_customer_sequences(client) -> 
     final = (await client.get(url)).json()
     assert final["version"] == 11
     assert final["attributes"] == {f"k{i}": i for i in range(10)}
+    await wait_stamped()
     async with read_session() as session:
         rows = (
             await session.execute(
@@ -53,7 +55,7 @@ async def test_concurrent_updates_get_gapless_per_customer_sequences(client) -> 
                 .order_by(Event.position)
             )
         ).all()
-    # Sequences are 1..11 with no gap or repeat, and increase in the order the rows were written.
+    # Sequences are 1..11 with no gap or repeat, and feed positions increase with them.
     assert [row.sequence for row in rows] == list(range(1, 12))
     versions = [row.data["version"] for row in rows]
     assert versions == list(range(1, 12))

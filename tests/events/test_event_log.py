@@ -1,9 +1,14 @@
 import asyncio
+from datetime import timedelta
 
+from app.core import clock
+from app.core.ids import new_id
 from app.db import read_session, unit_of_work
+from app.events import repository
 from app.events import service as events
 from app.events.models import Event
 from tests.conftest import customer_body
+from tests.fixtures.events import all_events, wait_stamped
 
 
 async def _feed(client, **params) -> dict:
@@ -13,8 +18,7 @@ async def _feed(client, **params) -> dict:
 
 
 async def _settled_feed(client, expected: int, headers=None, **params) -> dict:
-    """The feed once it shows ``expected`` events. It holds back rows newer than the oldest write
-    transaction running anywhere on the server, so activity of other databases can delay them."""
+    """The feed once it shows ``expected`` events (the sequencer stamps them just after commit)."""
     for _ in range(100):
         response = await client.get("/v1/events", params=params, headers=headers)
         assert response.status_code == 200, response.text
@@ -36,7 +40,11 @@ async def test_customer_lifecycle_events(client) -> None:
         "customer.deleted",
     ]
     assert [e["sequence"] for e in feed["data"]] == [1, 2, 3]
+    positions = [e["position"] for e in feed["data"]]
+    assert positions == sorted(positions)
+    assert len(set(positions)) == 3
     assert feed["data"][0]["data"]["email"] == "wei.wang@example.com"
+    assert "redacted_fields" not in feed["data"][0]["data"]
     assert feed["data"][1]["changes"] == {
         "city": ["Shanghai", "Beijing"],
         "email": ["wei.wang@example.com", "new@example.com"],
@@ -50,36 +58,82 @@ async def test_feed_paging_and_types(client) -> None:
         created = (await client.post("/v1/customers", json=body)).json()
         await client.patch(f"/v1/customers/{created['id']}", json={"city": f"c{i}"})
     await _settled_feed(client, 10)
-    seen, after = [], None
+    seen, cursor = [], None
     while True:
-        page = await _feed(client, limit=3, **({"after": after} if after else {}))
+        page = await _feed(client, limit=3, **({"cursor": cursor} if cursor else {}))
         seen += [e["id"] for e in page["data"]]
-        after = page["next_cursor"]
+        cursor = page["next_cursor"]
         if not page["has_more"]:
             break
     assert len(seen) == len(set(seen)) == 10
-    empty = await _feed(client, after=after)
+    empty = await _feed(client, cursor=cursor)
     assert empty["data"] == []
-    assert empty["next_cursor"] == after
+    assert empty["has_more"] is False
+    assert empty["next_cursor"] == cursor
     updated = await _feed(client, types="customer.updated")
     assert len(updated["data"]) == 5
     assert {e["type"] for e in updated["data"]} == {"customer.updated"}
-    bad = await client.get("/v1/events", params={"after": "!!!"})
-    assert bad.status_code == 400
-    assert bad.json()["code"] == "invalid_cursor"
+
+
+async def test_empty_feed_hands_out_a_cursor_to_poll_with(client) -> None:
+    first = await _feed(client)
+    assert first["data"] == []
+    assert first["has_more"] is False
+    assert first["next_cursor"]
+    await client.post("/v1/customers", json=customer_body())
+    await wait_stamped()
+    polled = await _feed(client, cursor=first["next_cursor"])
+    assert [e["type"] for e in polled["data"]] == ["customer.created"]
+
+
+async def test_tampered_or_foreign_cursor_is_invalid(client) -> None:
+    for i in range(3):
+        await client.post("/v1/customers", json=customer_body(email=f"t{i}@example.com"))
+    await wait_stamped()
+    cursor = (await _feed(client, limit=1))["next_cursor"]
+    assert len((await _feed(client, cursor=cursor))["data"]) == 2
+    body, _, signature = cursor.partition(".")
+    flipped = signature[:-1] + ("A" if signature[-1] != "A" else "B")
+    # A customers-list cursor is signed by this server but carries no feed position.
+    foreign = (await client.get("/v1/customers", params={"limit": 1})).json()["next_cursor"]
+    assert foreign
+    for bad in ("!!!", "abc", body + "." + flipped, body[:-2] + "." + signature, foreign):
+        response = await client.get("/v1/events", params={"cursor": bad})
+        assert response.status_code == 400, (bad, response.text)
+        assert response.json()["code"] == "invalid_cursor"
 
 
 async def test_pii_redacted_without_pii_read(client, make_key) -> None:
-    created = (await client.post("/v1/customers", json=customer_body())).json()
-    await client.patch(f"/v1/customers/{created['id']}", json={"email": "x@example.com"})
+    created = (await client.post("/v1/customers", json=customer_body(birth_date=None))).json()
+    await client.patch(
+        f"/v1/customers/{created['id']}", json={"email": "x@example.com", "city": "Xi'an"}
+    )
     key = await make_key("events:read")
     feed = await _settled_feed(client, 2, headers={"Authorization": f"Bearer {key}"})
-    data = feed["data"]
-    assert data[0]["data"]["email"] == "[redacted]"
-    assert data[0]["data"]["phone"] == "[redacted]"
-    assert data[0]["data"]["first_name"] == "Wei"
-    assert data[1]["changes"]["email"] == ["[redacted]", "[redacted]"]
+    created_event, updated_event = feed["data"]
+    assert created_event["data"]["email"] is None
+    assert created_event["data"]["phone"] is None
+    assert created_event["data"]["birth_date"] is None
+    assert created_event["data"]["first_name"] == "Wei"
+    # birth_date had no value, so nothing was withheld there.
+    assert created_event["data"]["redacted_fields"] == ["email", "phone"]
+    assert updated_event["changes"]["email"] == [None, None]
+    assert updated_event["changes"]["city"] == ["Shanghai", "Xi'an"]
+    assert updated_event["data"]["redacted_fields"] == ["email", "phone"]
     assert "x@example.com" not in str(feed)
+    assert "wei.wang@example.com" not in str(feed)
+    assert "+8613800138000" not in str(feed)
+    # The same feed with pii:read shows the values and no redaction list.
+    full = await _settled_feed(client, 2)
+    assert full["data"][1]["changes"]["email"] == ["wei.wang@example.com", "x@example.com"]
+    assert "redacted_fields" not in full["data"][1]["data"]
+
+
+async def test_feed_needs_events_read(client, make_key) -> None:
+    key = await make_key("customers:read")
+    response = await client.get("/v1/events", headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 403
+    assert response.json()["code"] == "missing_scope"
 
 
 async def test_uncommitted_event_is_not_in_feed_until_commit(client) -> None:
@@ -88,6 +142,39 @@ async def test_uncommitted_event_is_not_in_feed_until_commit(client) -> None:
         async with read_session() as other:
             rows = (await other.execute(Event.__table__.select())).all()
             assert rows == []
+        await asyncio.sleep(0.3)
         assert (await _feed(client))["data"] == []
     feed = await _settled_feed(client, 1)
     assert [e["type"] for e in feed["data"]] == ["test.probe"]
+    assert feed["data"][0]["position"] == 1
+
+
+async def test_purge_keeps_the_feed_and_never_reuses_positions(client) -> None:
+    now = clock.now()
+    async with unit_of_work() as session:
+        for i in range(4):
+            await repository.append(
+                session,
+                event_id=new_id(),
+                type="test.old",
+                customer_id=None,
+                occurred_at=now - timedelta(days=100 + i),
+                data={"i": i},
+                changes=None,
+            )
+        await events.record(session, "test.recent", customer_id=None, data={})
+    await wait_stamped()
+    assert [row.position for row in await all_events()] == [1, 2, 3, 4, 5]
+    async with unit_of_work() as session:
+        assert await events.purge_expired(session) == 4
+    feed = await _feed(client)
+    assert [e["type"] for e in feed["data"]] == ["test.recent"]
+    # Purge everything: the next event still continues after the last position ever handed out.
+    async with unit_of_work() as session:
+        assert await repository.purge_before(session, clock.now() + timedelta(days=1)) == 1
+    async with unit_of_work() as session:
+        await events.record(session, "test.after_purge", customer_id=None, data={})
+    await wait_stamped()
+    assert [row.position for row in await all_events()] == [6]
+    after_purge = await _feed(client, cursor=feed["next_cursor"])
+    assert [(e["type"], e["position"]) for e in after_purge["data"]] == [("test.after_purge", 6)]
