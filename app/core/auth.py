@@ -29,8 +29,11 @@ SCOPES: Final[dict[str, str]] = {
 }
 
 KEY_PREFIX: Final = "kehu_"
-# What `pii:read` unlocks, in reads, GraphQL and the event feed; without it these show as REDACTED.
+# What `pii:read` unlocks, in reads, GraphQL and the event feed; without it these are null in
+# customer reads (and listed in `redacted_fields`), and filters or searches on them are refused.
 PII_FIELDS: Final = frozenset({"email", "phone", "birth_date"})
+# Only the event feed (app/events) still uses this placeholder; it goes when event redaction moves
+# to the same null + redacted_fields shape (the events change). Nothing else may use it.
 REDACTED: Final = "[redacted]"
 
 
@@ -43,7 +46,12 @@ class Caller:
     scopes: frozenset[str]
 
     def has(self, scope: str) -> bool:
-        return "admin" in self.scopes or scope in self.scopes
+        """Whether the key grants ``scope``: admin grants everything, and ``<resource>:write``
+        includes ``<resource>:read`` (pii:read is only ever granted by itself or admin)."""
+        if "admin" in self.scopes or scope in self.scopes:
+            return True
+        resource, _, action = scope.partition(":")
+        return action == "read" and f"{resource}:write" in self.scopes
 
     def require(self, *scopes: str) -> None:
         missing = [s for s in scopes if not self.has(s)]
