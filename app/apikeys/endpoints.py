@@ -5,6 +5,7 @@ from fastapi import APIRouter, Response, status
 from app.api.deps import CallerDep, KehuRoute, SessionDep, caller_cache
 from app.apikeys import service
 from app.apikeys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
+from app.core.errors import problem_doc
 from app.core.pagination import PageOut
 
 
@@ -34,7 +35,10 @@ async def list_api_keys(caller: CallerDep, session: SessionDep) -> PageOut[ApiKe
 
 
 @router.delete(
-    "/{key_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Revoke an API key (admin)"
+    "/{key_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke an API key (admin)",
+    responses={409: problem_doc("The key is the last active admin key (`last_admin_key`).")},
 )
 async def revoke_api_key(key_id: uuid.UUID, caller: CallerDep, session: SessionDep) -> Response:
     await service.revoke_key(session, caller, key_id)

@@ -2,7 +2,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.apikeys.models import ApiKey
@@ -31,9 +31,30 @@ async def list_keys(session: AsyncSession) -> Sequence[ApiKey]:
     )
 
 
-async def count_active(session: AsyncSession) -> int:
-    rows = await session.execute(select(ApiKey.id).where(ApiKey.revoked_at.is_(None)).limit(1))
-    return len(rows.all())
+async def any_key_ever(session: AsyncSession) -> bool:
+    """Whether the table has any row at all, revoked keys included."""
+    return (await session.execute(select(ApiKey.id).limit(1))).first() is not None
+
+
+async def lock_admin_keys(session: AsyncSession) -> None:
+    """Serialise changes to the set of active admin keys until this transaction ends."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended('kehu.api_keys.admins', 0))")
+    )
+
+
+async def get_active(session: AsyncSession, key_id: uuid.UUID) -> ApiKey | None:
+    query = select(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def count_active_admins(session: AsyncSession) -> int:
+    query = (
+        select(func.count())
+        .select_from(ApiKey)
+        .where(ApiKey.revoked_at.is_(None), ApiKey.scopes.contains(["admin"]))
+    )
+    return int((await session.execute(query)).scalar_one())
 
 
 async def revoke(session: AsyncSession, key_id: uuid.UUID, when: datetime) -> bool:
