@@ -1,8 +1,8 @@
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Select, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.apikeys.models import ApiKey
@@ -23,12 +23,15 @@ async def add(session: AsyncSession, key: ApiKey) -> ApiKey:
     return key
 
 
-async def list_keys(session: AsyncSession) -> Sequence[ApiKey]:
-    return (
-        (await session.execute(select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)))
-        .scalars()
-        .all()
-    )
+LIST_SORT = "created_at"
+
+
+def list_query() -> Select[Any]:
+    """Every key, oldest first, as Core rows (never the hash), for ``fetch_page``."""
+    keys = ApiKey.__table__.c
+    return select(
+        keys.id, keys.name, keys.prefix, keys.scopes, keys.created_at, keys.revoked_at
+    ).order_by(keys.created_at, keys.id)
 
 
 async def any_key_ever(session: AsyncSession) -> bool:

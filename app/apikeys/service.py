@@ -1,7 +1,7 @@
 """API keys: issue, list, revoke, and resolve a presented key to a caller."""
 
 import uuid
-from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,6 +11,7 @@ from app.apikeys.schemas import ApiKeyCreate
 from app.core import clock
 from app.core.auth import Caller, display_prefix, generate_key, hash_key
 from app.core.errors import Conflict, NotFound
+from app.core.pagination import Page, fetch_page
 
 
 async def create_key(
@@ -32,9 +33,14 @@ async def create_key(
     return row, secret
 
 
-async def list_keys(session: AsyncSession, caller: Caller) -> Sequence[ApiKey]:
+async def list_keys(
+    session: AsyncSession, caller: Caller, *, limit: int, cursor: str | None
+) -> Page[Any]:
+    """One page of keys, oldest first (rows with the ApiKeyOut fields)."""
     caller.require("admin")
-    return await repository.list_keys(session)
+    return await fetch_page(
+        session, repository.list_query(), limit=limit, cursor=cursor, sort=repository.LIST_SORT
+    )
 
 
 async def revoke_key(session: AsyncSession, caller: Caller, key_id: uuid.UUID) -> None:

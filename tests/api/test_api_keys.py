@@ -65,3 +65,34 @@ async def test_two_admin_keys_revoking_each_other_at_once_leave_one(
         client.headers["Authorization"] = f"Bearer {survivor}"
         listed = (await client.get("/v1/api-keys", params={"limit": 100})).json()["data"]
         assert sum(1 for k in listed if "admin" in k["scopes"] and k["revoked_at"] is None) == 1
+
+
+async def test_list_pages_with_signed_cursors(
+    client: httpx.AsyncClient, make_key: KeyFactory
+) -> None:
+    for name in ("k1", "k2"):
+        await make_key("customers:read", name=name)
+    seen: list[str] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        params: dict[str, str | int] = {"limit": 1}
+        if cursor:
+            params["cursor"] = cursor
+        response = await client.get("/v1/api-keys", params=params)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        assert set(page) == {"data", "next_cursor", "has_more"}
+        assert len(page["data"]) == 1
+        assert "key_hash" not in page["data"][0]
+        seen.append(page["data"][0]["name"])
+        pages += 1
+        assert page["has_more"] is (page["next_cursor"] is not None)
+        if not page["has_more"]:
+            break
+        cursor = page["next_cursor"]
+    assert seen == ["test", "k1", "k2"]
+    assert pages == 3
+    tampered = await client.get("/v1/api-keys", params={"limit": 1, "cursor": "x" + str(cursor)})
+    assert tampered.status_code == 400
+    assert tampered.json()["code"] == "invalid_cursor"
