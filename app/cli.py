@@ -36,22 +36,23 @@ def _migrate(url: str) -> None:
 
 
 async def _bootstrap_key(url: str) -> str | None:
-    """Create the first admin key when the database has none; None when keys exist already."""
+    """The embedded database's first admin key, when it has never had any key (revoked ones
+    included); None otherwise. Never called for an external database."""
     from app.apikeys import service
-    from app.apikeys.schemas import ApiKeyCreate
     from app.db import engine as db
 
     db.configure(db.create_engine(url, pool_size=1))
     try:
         async with db.unit_of_work() as session:
-            if await service.has_any_key(session):
-                return None
-            _, secret = await service.create_key(
-                session, None, ApiKeyCreate(name="bootstrap-admin", scopes=["admin"])
-            )
-            return secret
+            return await service.create_bootstrap_key(session)
     finally:
         await db.dispose()
+
+
+EXTERNAL_KEYS_HINT = (
+    "Using KEHU_DATABASE_URL: no API key is created at start. Create one with "
+    "`kehu keys create --scope admin` (same KEHU_DATABASE_URL)."
+)
 
 
 @cli.command()
@@ -68,7 +69,9 @@ def serve(
         _migrate(url)
     run_worker = settings.run_worker if settings.run_worker is not None else embedded
     settings = settings.model_copy(update={"run_worker": run_worker})
-    secret = asyncio.run(_bootstrap_key(url))
+    # Only the embedded database, on its first start, gets a key minted here. An external database
+    # is not touched before serving (it may be shared, migrated elsewhere, or not reachable yet).
+    secret = asyncio.run(_bootstrap_key(url)) if embedded else None
     bind_host, bind_port = host or settings.host, port or settings.port
     base = f"http://{bind_host}:{bind_port}"
     typer.echo(f"Kehu on {base}  ·  docs {base}/docs  ·  GraphQL {base}/graphql")
@@ -78,6 +81,8 @@ def serve(
         key_file.write_text(secret + "\n")
         key_file.chmod(0o600)
         typer.echo(f"Bootstrap admin API key (shown once, also saved to {key_file}):\n  {secret}")
+    elif not embedded:
+        typer.echo(EXTERNAL_KEYS_HINT)
     if embedded and workers > 1:
         typer.echo("--workers is ignored with the embedded database.", err=True)
         workers = 1

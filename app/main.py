@@ -40,7 +40,10 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_json)
     # REST and GraphQL share one per-key limiter; it follows the settings this app was built with.
-    deps.reset_rate_limiter(KeyRateLimiter(settings.rate_limit, settings.rate_limit_storage))
+    deps.reset_rate_limiter(
+        KeyRateLimiter(settings.rate_limit, settings.rate_limit_storage),
+        deps.auth_failure_limiter_for(settings.auth_failure_limit, settings.rate_limit_storage),
+    )
     # Cursors are signed with the database's own secret, fetched on first use.
     cursors.use_key_loader(load_cursor_key)
 

@@ -55,7 +55,11 @@ class _CallerCache:
 
 
 caller_cache = _CallerCache()
+# Hashes of keys this process has seen valid: still looked up from an address that is throttled
+# for failed lookups, so a client's own key keeps working while guessed keys are refused unread.
+_known_valid: set[str] = set()
 _limiter: KeyRateLimiter | None = None
+_auth_failures: KeyRateLimiter | None = None
 
 
 def rate_limiter() -> KeyRateLimiter:
@@ -66,9 +70,32 @@ def rate_limiter() -> KeyRateLimiter:
     return _limiter
 
 
-def reset_rate_limiter(limiter: KeyRateLimiter | None = None) -> None:
-    global _limiter
+def auth_failure_limiter() -> KeyRateLimiter:
+    """Failed key lookups per client address."""
+    global _auth_failures
+    if _auth_failures is None:
+        settings = get_settings()
+        _auth_failures = auth_failure_limiter_for(
+            settings.auth_failure_limit, settings.rate_limit_storage
+        )
+    return _auth_failures
+
+
+def auth_failure_limiter_for(rate: str, storage_uri: str) -> KeyRateLimiter:
+    return KeyRateLimiter(rate, storage_uri, subject="requests with invalid API keys")
+
+
+def reset_rate_limiter(
+    limiter: KeyRateLimiter | None = None, auth_failures: KeyRateLimiter | None = None
+) -> None:
+    global _limiter, _auth_failures
     _limiter = limiter
+    _auth_failures = auth_failures
+    _known_valid.clear()
+
+
+def _client_address(request: Request) -> str:
+    return "auth-failures:" + (request.client.host if request.client else "unknown")
 
 
 async def authenticate(request: Request) -> Caller:
@@ -79,12 +106,21 @@ async def authenticate(request: Request) -> Caller:
     key_hash = hash_key(presented.strip())
     caller = caller_cache.get(key_hash)
     if caller is None:
+        address = _client_address(request)
+        if key_hash not in _known_valid:
+            # Too many failed lookups from this address: unknown keys get 429, not a query.
+            await auth_failure_limiter().check(address)
         async with read_session() as session:
             caller = await apikeys.authenticate(session, presented.strip())
         if caller is None:
+            _known_valid.discard(key_hash)
+            await auth_failure_limiter().hit(address)
             raise Unauthorized(
                 "The API key is not valid or has been revoked.", code="invalid_api_key"
             )
+        if len(_known_valid) > 10_000:
+            _known_valid.clear()
+        _known_valid.add(key_hash)
         caller_cache.put(key_hash, caller)
     return caller
 

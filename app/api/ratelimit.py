@@ -23,8 +23,16 @@ class _LocalWindows:
             str, tuple[int, int, int]
         ] = {}  # key -> (window index, current, previous)
 
-    def hit(self, key: str, now: float) -> tuple[bool, int, float]:
-        """Count a hit; returns (allowed, remaining, seconds until a slot frees)."""
+    def hit(self, key: str, now: float, cost: int = 1) -> tuple[bool, int, float]:
+        """Count a hit weighing ``cost``; returns (allowed, remaining, seconds until a slot frees).
+        A refused hit counts nothing."""
+        return self._hit(key, now, cost, record=True)
+
+    def test(self, key: str, now: float, cost: int = 1) -> tuple[bool, int, float]:
+        """As ``hit``, without counting anything."""
+        return self._hit(key, now, cost, record=False)
+
+    def _hit(self, key: str, now: float, cost: int, record: bool) -> tuple[bool, int, float]:
         window = int(now // self.seconds)
         index, current, previous = self._counts.get(key, (window, 0, 0))
         if window != index:
@@ -32,18 +40,20 @@ class _LocalWindows:
             current = 0
         elapsed = (now % self.seconds) / self.seconds
         weighted = previous * (1 - elapsed) + current
-        allowed = weighted + 1 <= self.amount
-        if allowed:
-            current += 1
-            weighted += 1
-        if len(self._counts) > 100_000:
-            self._counts.clear()
-        self._counts[key] = (window, current, previous)
+        allowed = weighted + cost <= self.amount
+        if allowed and record:
+            current += cost
+            weighted += cost
+        if record:
+            if len(self._counts) > 100_000:
+                self._counts.clear()
+            self._counts[key] = (window, current, previous)
         return allowed, max(0, self.amount - math.ceil(weighted)), self.seconds * (1 - elapsed)
 
 
 class KeyRateLimiter:
-    def __init__(self, rate: str, storage_uri: str) -> None:
+    def __init__(self, rate: str, storage_uri: str, subject: str = "this API key") -> None:
+        self.subject = subject
         self.item = parse(rate)
         self.local: _LocalWindows | None = None
         self.shared: SlidingWindowCounterRateLimiter | None = None
@@ -54,17 +64,28 @@ class KeyRateLimiter:
                 storage_from_string(f"async+{storage_uri}")
             )
 
-    async def _count(self, key: str) -> tuple[bool, int, float]:
+    async def _count(self, key: str, cost: int, record: bool) -> tuple[bool, int, float]:
         if self.local is not None:
-            return self.local.hit(key, time.time())
+            windows = self.local.hit if record else self.local.test
+            return windows(key, time.time(), cost)
         assert self.shared is not None
-        allowed = await self.shared.hit(self.item, key)
+        if record:
+            allowed = await self.shared.hit(self.item, key, cost=cost)
+        else:
+            allowed = await self.shared.test(self.item, key, cost=cost)
         stats = await self.shared.get_window_stats(self.item, key)
         return allowed, stats.remaining, stats.reset_time - time.time()
 
-    async def hit(self, key: str) -> dict[str, str]:
-        """Count one request; the RateLimit headers to send, or RateLimited when over the limit."""
-        allowed, remaining, reset_in = await self._count(key)
+    async def hit(self, key: str, cost: int = 1) -> dict[str, str]:
+        """Count one request weighing ``cost`` (a GraphQL operation weighs more than 1); the
+        RateLimit headers to send, or RateLimited when over the limit (nothing is counted then)."""
+        return self._headers(*await self._count(key, max(1, cost), record=True))
+
+    async def check(self, key: str) -> dict[str, str]:
+        """As ``hit`` with cost 1, counting nothing: RateLimited when the budget is used up."""
+        return self._headers(*await self._count(key, 1, record=False))
+
+    def _headers(self, allowed: bool, remaining: int, reset_in: float) -> dict[str, str]:
         reset = max(0, math.ceil(reset_in))
         headers = {
             "RateLimit-Limit": str(self.item.amount),
@@ -75,7 +96,7 @@ class KeyRateLimiter:
             headers["Retry-After"] = str(max(1, reset))
             raise RateLimited(
                 f"Rate limit of {self.item.amount} per {self.item.GRANULARITY.name} "
-                "exceeded for this API key.",
+                f"exceeded for {self.subject}.",
                 headers=headers,
             )
         return headers

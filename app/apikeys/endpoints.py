@@ -1,11 +1,13 @@
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from app.api.deps import CallerDep, KehuRoute, SessionDep, caller_cache
 from app.apikeys import service
 from app.apikeys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
-from app.core.pagination import PageOut
+from app.core.errors import problem_doc
+from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, PageOut
 
 
 class _SecretRoute(KehuRoute):
@@ -25,16 +27,26 @@ async def create_api_key(
     )
 
 
-@router.get("", summary="List API keys (admin)")
-async def list_api_keys(caller: CallerDep, session: SessionDep) -> PageOut[ApiKeyOut]:
-    rows = await service.list_keys(session, caller)
+@router.get("", summary="List API keys (admin)", description="Oldest first.")
+async def list_api_keys(
+    caller: CallerDep,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=2000)] = None,
+) -> PageOut[ApiKeyOut]:
+    page = await service.list_keys(session, caller, limit=limit, cursor=cursor)
     return PageOut[ApiKeyOut](
-        data=[ApiKeyOut.model_validate(r) for r in rows], next_cursor=None, has_more=False
+        data=[ApiKeyOut.model_validate(r) for r in page.items],
+        next_cursor=page.next_cursor,
+        has_more=page.has_more,
     )
 
 
 @router.delete(
-    "/{key_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Revoke an API key (admin)"
+    "/{key_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke an API key (admin)",
+    responses={409: problem_doc("The key is the last active admin key (`last_admin_key`).")},
 )
 async def revoke_api_key(key_id: uuid.UUID, caller: CallerDep, session: SessionDep) -> Response:
     await service.revoke_key(session, caller, key_id)

@@ -1,8 +1,8 @@
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.apikeys.models import ApiKey
@@ -23,17 +23,41 @@ async def add(session: AsyncSession, key: ApiKey) -> ApiKey:
     return key
 
 
-async def list_keys(session: AsyncSession) -> Sequence[ApiKey]:
-    return (
-        (await session.execute(select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)))
-        .scalars()
-        .all()
+LIST_SORT = "created_at"
+
+
+def list_query() -> Select[Any]:
+    """Every key, oldest first, as Core rows (never the hash), for ``fetch_page``."""
+    keys = ApiKey.__table__.c
+    return select(
+        keys.id, keys.name, keys.prefix, keys.scopes, keys.created_at, keys.revoked_at
+    ).order_by(keys.created_at, keys.id)
+
+
+async def any_key_ever(session: AsyncSession) -> bool:
+    """Whether the table has any row at all, revoked keys included."""
+    return (await session.execute(select(ApiKey.id).limit(1))).first() is not None
+
+
+async def lock_admin_keys(session: AsyncSession) -> None:
+    """Serialise changes to the set of active admin keys until this transaction ends."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended('kehu.api_keys.admins', 0))")
     )
 
 
-async def count_active(session: AsyncSession) -> int:
-    rows = await session.execute(select(ApiKey.id).where(ApiKey.revoked_at.is_(None)).limit(1))
-    return len(rows.all())
+async def get_active(session: AsyncSession, key_id: uuid.UUID) -> ApiKey | None:
+    query = select(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def count_active_admins(session: AsyncSession) -> int:
+    query = (
+        select(func.count())
+        .select_from(ApiKey)
+        .where(ApiKey.revoked_at.is_(None), ApiKey.scopes.contains(["admin"]))
+    )
+    return int((await session.execute(query)).scalar_one())
 
 
 async def revoke(session: AsyncSession, key_id: uuid.UUID, when: datetime) -> bool:

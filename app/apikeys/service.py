@@ -1,7 +1,7 @@
 """API keys: issue, list, revoke, and resolve a presented key to a caller."""
 
 import uuid
-from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -10,7 +10,8 @@ from app.apikeys.models import ApiKey
 from app.apikeys.schemas import ApiKeyCreate
 from app.core import clock
 from app.core.auth import Caller, display_prefix, generate_key, hash_key
-from app.core.errors import NotFound
+from app.core.errors import Conflict, NotFound
+from app.core.pagination import Page, fetch_page
 
 
 async def create_key(
@@ -32,15 +33,31 @@ async def create_key(
     return row, secret
 
 
-async def list_keys(session: AsyncSession, caller: Caller) -> Sequence[ApiKey]:
+async def list_keys(
+    session: AsyncSession, caller: Caller, *, limit: int, cursor: str | None
+) -> Page[Any]:
+    """One page of keys, oldest first (rows with the ApiKeyOut fields)."""
     caller.require("admin")
-    return await repository.list_keys(session)
+    return await fetch_page(
+        session, repository.list_query(), limit=limit, cursor=cursor, sort=repository.LIST_SORT
+    )
 
 
 async def revoke_key(session: AsyncSession, caller: Caller, key_id: uuid.UUID) -> None:
+    """Revoke a key; never the last active admin key (409 ``last_admin_key``), which would leave
+    nobody able to manage keys. The check and the revocation run under one lock, so two admin keys
+    revoking each other at once cannot both succeed."""
     caller.require("admin")
-    if not await repository.revoke(session, key_id, clock.now()):
+    await repository.lock_admin_keys(session)
+    row = await repository.get_active(session, key_id)
+    if row is None:
         raise NotFound(f"No active API key {key_id}.")
+    if "admin" in row.scopes and await repository.count_active_admins(session) <= 1:
+        raise Conflict(
+            "This is the last active admin key; create another admin key before revoking it.",
+            code="last_admin_key",
+        )
+    await repository.revoke(session, key_id, clock.now())
 
 
 async def authenticate(session: AsyncSession, presented: str) -> Caller | None:
@@ -50,5 +67,12 @@ async def authenticate(session: AsyncSession, presented: str) -> Caller | None:
     return Caller(key_id=row.id, name=row.name, scopes=frozenset(row.scopes))
 
 
-async def has_any_key(session: AsyncSession) -> bool:
-    return await repository.count_active(session) > 0
+async def create_bootstrap_key(session: AsyncSession) -> str | None:
+    """The first admin key, when the database has never had a key (revoked ones count); else None."""
+    await repository.lock_admin_keys(session)
+    if await repository.any_key_ever(session):
+        return None
+    _, secret = await create_key(
+        session, None, ApiKeyCreate(name="bootstrap-admin", scopes=["admin"])
+    )
+    return secret

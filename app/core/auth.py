@@ -29,9 +29,9 @@ SCOPES: Final[dict[str, str]] = {
 }
 
 KEY_PREFIX: Final = "kehu_"
-# What `pii:read` unlocks, in reads, GraphQL and the event feed; without it these show as REDACTED.
+# What `pii:read` unlocks, in reads, GraphQL and the event feed; without it these are null in
+# customer reads (and listed in `redacted_fields`), and filters or searches on them are refused.
 PII_FIELDS: Final = frozenset({"email", "phone", "birth_date"})
-REDACTED: Final = "[redacted]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +43,12 @@ class Caller:
     scopes: frozenset[str]
 
     def has(self, scope: str) -> bool:
-        return "admin" in self.scopes or scope in self.scopes
+        """Whether the key grants ``scope``: admin grants everything, and ``<resource>:write``
+        includes ``<resource>:read`` (pii:read is only ever granted by itself or admin)."""
+        if "admin" in self.scopes or scope in self.scopes:
+            return True
+        resource, _, action = scope.partition(":")
+        return action == "read" and f"{resource}:write" in self.scopes
 
     def require(self, *scopes: str) -> None:
         missing = [s for s in scopes if not self.has(s)]

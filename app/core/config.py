@@ -36,6 +36,11 @@ class Settings(BaseSettings):
         default="memory://",
         description="`limits` storage URI; `redis://host:6379` to share counters across processes.",
     )
+    auth_failure_limit: str = Field(
+        default="30/minute",
+        description="Failed API-key lookups allowed per client address (`limits` notation); over "
+        "it, requests with unknown keys from that address get 429 without a database lookup.",
+    )
     idempotency_ttl_hours: int = Field(default=24, ge=1, description="How long keys are kept.")
     run_worker: bool | None = Field(
         default=None,

@@ -69,11 +69,26 @@ async def list_customers(
             min_length=1,
             max_length=200,
             pattern=r"^[^\x00]*$",
-            description="Fuzzy search on name, email and phone (trigram; works for Chinese names).",
+            description="Fuzzy search on name, email and phone (trigram; works for Chinese "
+            "names); on names only without the pii:read scope.",
         ),
     ] = None,
-    email: FilterText = None,
-    phone: FilterText = None,
+    email: Annotated[
+        str | None,
+        Query(
+            max_length=320,
+            pattern=r"^[^\x00]*$",
+            description="Exact email; needs the pii:read scope (403 `pii_read_required`).",
+        ),
+    ] = None,
+    phone: Annotated[
+        str | None,
+        Query(
+            max_length=320,
+            pattern=r"^[^\x00]*$",
+            description="Exact E.164 phone; needs the pii:read scope (403 `pii_read_required`).",
+        ),
+    ] = None,
     external_id: FilterText = None,
     country: Annotated[
         str | None, Query(min_length=2, max_length=2, pattern=r"^[A-Za-z]{2}$")

@@ -3,7 +3,7 @@
 Every resolver calls the same service functions as REST. Queries take their own read session (or
 a DataLoader, which does); each mutation opens its own ``unit_of_work()``. Inputs are validated by
 the same pydantic models as REST bodies; what a caller sees goes through ``service.view`` (PII
-redaction).
+fields null without pii:read, named in ``redactedFields``).
 """
 
 import dataclasses
@@ -93,7 +93,7 @@ class ConsentType:
         )
 
 
-_REDACTED_NOTE = "Shown as `[redacted]` without the pii:read scope."
+_PII_NOTE = "Null without the pii:read scope (listed in redactedFields)."
 
 
 @strawberry.type(name=TYPE_NAME, description="A customer profile.")
@@ -101,14 +101,12 @@ class CustomerType(relay.Node):
     node_id: relay.NodeID[str]
     customer_id: uuid.UUID = strawberry.field(description="The raw UUID (as used by REST).")
     external_id: str | None
-    email: str | None = strawberry.field(description=_REDACTED_NOTE)
-    phone: str | None = strawberry.field(description=_REDACTED_NOTE)
+    email: str | None = strawberry.field(description=_PII_NOTE)
+    phone: str | None = strawberry.field(description="E.164. " + _PII_NOTE)
     first_name: str | None
     last_name: str | None
     gender: str | None
-    birth_date: str | None = strawberry.field(
-        description="ISO date (YYYY-MM-DD). " + _REDACTED_NOTE
-    )
+    birth_date: date | None = strawberry.field(description=_PII_NOTE)
     locale: str | None
     country: str | None
     region: str | None
@@ -125,11 +123,14 @@ class CustomerType(relay.Node):
     version: int = strawberry.field(description="Increases on every change; pass as ifMatch.")
     created_at: datetime
     updated_at: datetime
+    redacted_fields: list[str] = strawberry.field(
+        description="The PII fields that have a value but are null here because the API key "
+        "lacks the pii:read scope (email, phone, birth_date); empty when nothing is hidden."
+    )
 
     @classmethod
     def from_view(cls, view: CustomerView) -> "CustomerType":
         """Build from ``service.view(customer, caller)``, which already applied the redaction."""
-        birth_date = view["birth_date"]
         return cls(
             node_id=str(view["id"]),
             customer_id=view["id"],
@@ -139,7 +140,7 @@ class CustomerType(relay.Node):
             first_name=view["first_name"],
             last_name=view["last_name"],
             gender=view["gender"],
-            birth_date=birth_date.isoformat() if isinstance(birth_date, date) else birth_date,
+            birth_date=view["birth_date"],
             locale=view["locale"],
             country=view["country"],
             region=view["region"],
@@ -156,6 +157,7 @@ class CustomerType(relay.Node):
             version=view["version"],
             created_at=view["created_at"],
             updated_at=view["updated_at"],
+            redacted_fields=list(view["redacted_fields"]),
         )
 
     @classmethod
@@ -297,7 +299,11 @@ class CustomerQueries:
         first: int = DEFAULT_LIMIT,
         after: str | None = None,
         q: Annotated[
-            str | None, strawberry.argument(description="Fuzzy search on name, email and phone.")
+            str | None,
+            strawberry.argument(
+                description="Fuzzy search on name, email and phone; on names only without "
+                "the pii:read scope."
+            ),
         ] = None,
         country: str | None = None,
         city: str | None = None,

@@ -15,6 +15,12 @@ SEARCH_TEXT_SQL = (
     "coalesce(email, '') || ' ' || coalesce(phone, ''))"
 )
 
+# The names alone, for searches by keys without pii:read (no email or phone to match on).
+NAME_SEARCH_TEXT_SQL = (
+    "lower(coalesce(first_name, '') || ' ' || coalesce(last_name, '') || ' ' || "
+    "coalesce(last_name, '') || coalesce(first_name, ''))"
+)
+
 
 class Customer(IdMixin, TimestampMixin, Base):
     __tablename__ = "customers"
@@ -37,6 +43,12 @@ class Customer(IdMixin, TimestampMixin, Base):
             "search_text",
             postgresql_using="gin",
             postgresql_ops={"search_text": "gin_trgm_ops"},
+        ),
+        Index(
+            "ix_customers_name_search_text_trgm",
+            "name_search_text",
+            postgresql_using="gin",
+            postgresql_ops={"name_search_text": "gin_trgm_ops"},
         ),
         Index("ix_customers_tags", "tags", postgresql_using="gin"),
         Index(
@@ -79,6 +91,9 @@ class Customer(IdMixin, TimestampMixin, Base):
     version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     search_text: Mapped[str] = mapped_column(Text, Computed(SEARCH_TEXT_SQL, persisted=True))
+    name_search_text: Mapped[str] = mapped_column(
+        Text, Computed(NAME_SEARCH_TEXT_SQL, persisted=True)
+    )
 
     def __repr__(self) -> str:
         return f"Customer(id={self.id})"

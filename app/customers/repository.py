@@ -106,6 +106,7 @@ def list_query(
     *,
     sort: str,
     q: str | None = None,
+    q_names_only: bool = False,
     email: str | None = None,
     phone: str | None = None,
     external_id: str | None = None,
@@ -118,7 +119,10 @@ def list_query(
     created_range: tuple[datetime | None, datetime | None] = (None, None),
     updated_range: tuple[datetime | None, datetime | None] = (None, None),
 ) -> Select[Any]:
-    """The filtered, sorted customer list; ``sort`` is a SORTABLE key, ``-`` for descending."""
+    """The filtered, sorted customer list; ``sort`` is a SORTABLE key, ``-`` for descending.
+
+    ``q_names_only`` searches the names alone (for keys without pii:read, so a search cannot reveal
+    whose email or phone is on file)."""
     conditions: list[ColumnElement[bool]] = [LIVE]
     equal_to = {
         customers.c.email: email,
@@ -146,10 +150,11 @@ def list_query(
         escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         # Substring first (exact fragments of names, emails, phones), then trigram word similarity
         # for typos; both are served by the same GIN trigram index.
+        searched = customers.c.name_search_text if q_names_only else customers.c.search_text
         conditions.append(
             or_(
-                customers.c.search_text.like(f"%{escaped}%", escape="\\"),
-                customers.c.search_text.op("%>")(needle),
+                searched.like(f"%{escaped}%", escape="\\"),
+                searched.op("%>")(needle),
             )
         )
     descending = sort.startswith("-")

@@ -11,6 +11,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -243,17 +244,19 @@ class ConsentOut(OutputModel):
     updated_at: datetime
 
 
+PII_NOTE = "Null without the pii:read scope (listed in `redacted_fields`)."
+EmailOut = Annotated[str, WithJsonSchema({"type": "string", "format": "email"})]
+
+
 class CustomerOut(OutputModel):
     id: uuid.UUID
     external_id: str | None
-    email: str | None = Field(description="Shown as `[redacted]` without the pii:read scope.")
-    phone: str | None = Field(description="Shown as `[redacted]` without the pii:read scope.")
+    email: EmailOut | None = Field(description=PII_NOTE)
+    phone: str | None = Field(description="E.164. " + PII_NOTE)
     first_name: str | None
     last_name: str | None
     gender: str | None
-    birth_date: date | str | None = Field(
-        description="Shown as `[redacted]` without the pii:read scope."
-    )
+    birth_date: date | None = Field(description=PII_NOTE)
     locale: str | None
     country: str | None
     region: str | None
@@ -270,6 +273,10 @@ class CustomerOut(OutputModel):
     version: int = Field(description="Increases on every change; the ETag is built from it.")
     created_at: datetime
     updated_at: datetime
+    redacted_fields: list[str] = Field(
+        description="The PII fields that have a value but are null here because the API key "
+        "lacks the pii:read scope (`email`, `phone`, `birth_date`); empty when nothing is hidden."
+    )
 
 
 class CustomerBatchItem(CustomerCreate):

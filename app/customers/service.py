@@ -11,9 +11,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
-from app.core.auth import PII_FIELDS, REDACTED, Caller
+from app.core.auth import PII_FIELDS, Caller
 from app.core.errors import (
     Conflict,
+    Forbidden,
     KehuError,
     NotFound,
     PreconditionFailed,
@@ -97,8 +98,12 @@ def snapshot(customer: CustomerRow) -> dict[str, Any]:
     return data
 
 
+_PII_ORDER = sorted(PII_FIELDS)
+
+
 def view(customer: CustomerRow, caller: Caller) -> dict[str, Any]:
-    """The customer as this caller may see it: PII only with the pii:read scope."""
+    """The customer as this caller may see it: PII only with the pii:read scope. Without it the PII
+    fields are None and ``redacted_fields`` names those that had a value."""
     data = {field: getattr(customer, field) for field in PROFILE_FIELDS}
     data.update(
         id=customer.id,
@@ -106,10 +111,13 @@ def view(customer: CustomerRow, caller: Caller) -> dict[str, Any]:
         created_at=customer.created_at,
         updated_at=customer.updated_at,
     )
+    redacted: list[str] = []
     if not caller.has("pii:read"):
-        for field in PII_FIELDS:
+        for field in _PII_ORDER:
             if data[field] is not None:
-                data[field] = REDACTED
+                data[field] = None
+                redacted.append(field)
+    data["redacted_fields"] = redacted
     return data
 
 
@@ -150,9 +158,8 @@ async def _explain_taken(
                 code="external_id_taken",
             )
         if email and holder.email == email:
-            return Conflict(
-                f"The email already belongs to customer {holder.id}.", code="email_taken"
-            )
+            # Never name the holder: the email is PII, and its holder's id would tie them together.
+            return Conflict("The email already belongs to another customer.", code="email_taken")
     return Conflict("The customer conflicts with another one being written.", code="conflict")
 
 
@@ -334,9 +341,16 @@ async def list_customers(
     cursor: str | None,
 ) -> Page[CustomerRow]:
     caller.require("customers:read")
+    sees_pii = caller.has("pii:read")
+    if not sees_pii and (filters.email is not None or filters.phone is not None):
+        # An equality filter on PII would tell a key without pii:read who is a customer.
+        raise Forbidden(
+            "Filtering by email or phone needs the pii:read scope.", code="pii_read_required"
+        )
     query = repository.list_query(
         sort=sort,
         q=filters.q,
+        q_names_only=not sees_pii,
         email=filters.email.lower() if filters.email else None,
         phone=filters.phone,
         external_id=filters.external_id,

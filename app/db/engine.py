@@ -51,6 +51,8 @@ def create_engine(url: str, *, pool_size: int = 10, statement_cache: bool = True
         pool_pre_ping=False,
         pool_recycle=1800,
         connect_args=connect_args,
+        # Error messages (and so logs and tracebacks) never carry bound values: they are PII.
+        hide_parameters=True,
     )
 
 

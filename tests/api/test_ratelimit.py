@@ -54,3 +54,40 @@ async def test_shared_redis_counters_refuse_over_the_limit() -> None:
     assert (await second.hit(key))["RateLimit-Remaining"] == "0"
     with pytest.raises(RateLimited):
         await first.hit(key)
+    costly = uuid.uuid4().hex
+    with pytest.raises(RateLimited):
+        await first.hit(costly, cost=3)
+    assert (await second.hit(costly, cost=2))["RateLimit-Remaining"] == "0"
+    with pytest.raises(RateLimited):
+        await first.check(costly)
+
+
+def test_local_window_weighs_costs() -> None:
+    windows = _LocalWindows(amount=10, seconds=60)
+    assert windows.hit("k", 120.0, cost=6)[:2] == (True, 4)
+    assert windows.hit("k", 121.0, cost=5)[0] is False  # refused: nothing counted
+    assert windows.test("k", 121.0, cost=4)[:2] == (True, 4)  # a test counts nothing either
+    assert windows.hit("k", 122.0, cost=4)[:2] == (True, 0)
+
+
+def test_graphql_operation_cost() -> None:
+    from app.api.graphql.context import operation_cost
+
+    aliased = (
+        "mutation { "
+        + " ".join(f"c{i}: deleteCustomer(id: 1) {{ customerId }}" for i in range(30))
+        + " }"
+    )
+    assert operation_cost(aliased, None) == 150
+    assert operation_cost("{ customers { edges { cursor } } node(id: 1) { id } }", None) == 2
+    fragments = """
+      query Q { ...A ...A a: customer(id: 1) { id } }
+      fragment A on Query { x: customer(id: 2) { id } ...B }
+      fragment B on Query { y: customer(id: 3) { id } ...A ... on Query { z: customer(id: 4) { id } } }
+      mutation M { createCustomer(input: {}) { customer { id } } }
+    """
+    assert operation_cost(fragments, "Q") == 4  # a, x, y, z once each, however often spread
+    assert operation_cost(fragments, "M") == 5
+    assert operation_cost(fragments, None) == 1  # ambiguous: nothing will run
+    assert operation_cost("mutation {", None) == 1
+    assert operation_cost(None, None) == 1

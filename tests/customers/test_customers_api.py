@@ -41,8 +41,10 @@ async def test_pii_redacted_without_pii_scope(app, client, make_key) -> None:
         f"/v1/customers/{created['id']}", headers={"Authorization": f"Bearer {key}"}
     )
     assert response.status_code == 200
-    assert response.json()["email"] == "[redacted]"
-    assert response.json()["phone"] == "[redacted]"
+    assert response.json()["email"] is None
+    assert response.json()["phone"] is None
+    assert response.json()["birth_date"] is None
+    assert response.json()["redacted_fields"] == ["email", "phone"]
     assert response.json()["first_name"] == "Wei"
 
 
