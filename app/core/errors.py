@@ -4,6 +4,7 @@ Services raise ``KehuError`` subclasses; REST renders them here and GraphQL maps
 into ``extensions.code``. Nothing below ever puts a traceback, SQL or driver name into a response.
 """
 
+import json
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -70,12 +71,20 @@ class Conflict(KehuError):
     status, code = 409, "conflict"
 
 
+class MethodNotAllowed(KehuError):
+    status, code = 405, "method_not_allowed"
+
+
 class PreconditionFailed(KehuError):
     status, code = 412, "precondition_failed"
 
 
 class PayloadTooLarge(KehuError):
     status, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(KehuError):
+    status, code = 415, "unsupported_media_type"
 
 
 class ValidationFailed(KehuError):
@@ -148,6 +157,16 @@ def problem_body(
     return body
 
 
+class ProblemResponse(JSONResponse):
+    """``application/problem+json``, rendered ASCII-only: a detail or field path that echoes a
+    client's string (a lone surrogate, say) can never make the error itself fail to encode."""
+
+    media_type = PROBLEM_JSON
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
 def problem_response(
     status: int,
     code: str,
@@ -156,10 +175,9 @@ def problem_response(
     errors: Sequence[Mapping[str, str]] = (),
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    return JSONResponse(
+    return ProblemResponse(
         problem_body(status, code, detail, request_id, errors),
         status_code=status,
-        media_type=PROBLEM_JSON,
         headers=dict(headers or {}),
     )
 
@@ -206,6 +224,7 @@ _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
+    412: "precondition_failed",
     413: "payload_too_large",
     415: "unsupported_media_type",
 }
@@ -232,16 +251,6 @@ async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
         409,
         "conflict",
         "The request conflicts with data written concurrently; fetch the current state and retry.",
-        _request_id(request),
-    )
-
-
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    log.error("unhandled_exception", exc_info=exc, path=request.url.path)
-    return problem_response(
-        500,
-        "internal_error",
-        "An unexpected error occurred; it has been logged with this request id.",
         _request_id(request),
     )
 
@@ -274,4 +283,5 @@ def install_error_handlers(app: FastAPI) -> None:
         TooManyConnectionsError,
     ):
         app.add_exception_handler(unavailable, _database_unavailable)
-    app.add_exception_handler(Exception, _unexpected_error)
+    # Anything else is answered by RequestContextMiddleware (app/api/middleware.py): inside it, the
+    # 500 carries X-Request-ID and its log line the request id, and nothing is re-raised.
