@@ -8,7 +8,8 @@ import uuid
 import structlog
 from fastapi import HTTPException
 from prometheus_client import Histogram
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import problem_body
@@ -144,3 +145,23 @@ class RequestContextMiddleware:
             status=status,
             duration_ms=round(elapsed * 1000, 2),
         )
+
+
+class StrictCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS, except that a response to an origin not allowed carries no CORS headers
+    at all (Starlette still adds Access-Control-Expose-Headers), only ``Vary: Origin``."""
+
+    async def simple_response(
+        self, scope: Scope, receive: Receive, send: Send, request_headers: Headers
+    ) -> None:
+        if self.is_allowed_origin(request_headers.get("Origin", "")):
+            await super().simple_response(scope, receive, send, request_headers)
+            return
+
+        async def vary(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["Vary"] = ", ".join([*headers.getlist("Vary"), "Origin"])
+            await send(message)
+
+        await self.app(scope, receive, vary)

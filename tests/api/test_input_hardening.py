@@ -315,3 +315,111 @@ async def test_if_match_is_strong(client: httpx.AsyncClient) -> None:
     assert (await client.get(url)).json()["city"] == "Shanghai"
     strong = await client.patch(url, json={"city": "Xian"}, headers={"If-Match": current})
     assert strong.status_code == 200
+
+
+# --- CORS ---------------------------------------------------------------------------------------
+
+
+async def cors_app_client(database_url: str, origins: str | None) -> Any:
+    from asgi_lifespan import LifespanManager
+
+    from app.core.config import Settings
+    from app.main import create_app
+
+    env = {"cors_origins": origins} if origins is not None else {}
+    application = create_app(Settings(log_json=True, log_level="warning", **env))
+    return application, LifespanManager(application)
+
+
+PREFLIGHT = {
+    "Origin": "https://app.example.com",
+    "Access-Control-Request-Method": "PATCH",
+    "Access-Control-Request-Headers": "authorization, content-type, if-match, idempotency-key",
+}
+
+
+async def test_cors_preflight_and_exposed_headers(database_url: str, admin_key: str) -> None:
+    application, lifespan = await cors_app_client(
+        database_url, "https://app.example.com, https://admin.example.com"
+    )
+    async with (
+        lifespan,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=application), base_url="http://kehu.test"
+        ) as http,
+    ):
+        preflight = await http.options("/v1/customers/x", headers=PREFLIGHT)
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "https://app.example.com"
+        allowed_methods = preflight.headers["access-control-allow-methods"]
+        for method in ("GET", "POST", "PATCH", "DELETE", "HEAD"):
+            assert method in allowed_methods
+        allowed = preflight.headers["access-control-allow-headers"].lower()
+        for header in ("authorization", "content-type", "idempotency-key", "if-match"):
+            assert header in allowed
+        for header in ("if-none-match", "x-request-id"):
+            assert header in allowed
+
+        actual = await http.get(
+            "/v1/customers",
+            headers={"Origin": "https://admin.example.com", "Authorization": f"Bearer {admin_key}"},
+        )
+        assert actual.status_code == 200
+        assert actual.headers["access-control-allow-origin"] == "https://admin.example.com"
+        exposed = {
+            h.strip().lower() for h in actual.headers["access-control-expose-headers"].split(",")
+        }
+        assert exposed >= {
+            "etag",
+            "x-request-id",
+            "ratelimit-limit",
+            "ratelimit-remaining",
+            "ratelimit-reset",
+            "retry-after",
+            "idempotent-replayed",
+            "location",
+        }
+        # errors carry CORS headers too, so a browser can read the problem
+        denied = await http.get("/v1/customers", headers={"Origin": "https://app.example.com"})
+        assert denied.status_code == 401
+        assert denied.headers["access-control-allow-origin"] == "https://app.example.com"
+
+        evil = {**PREFLIGHT, "Origin": "https://evil.example.com"}
+        refused = await http.options("/v1/customers", headers=evil)
+        assert refused.status_code == 400
+        assert "access-control-allow-origin" not in refused.headers
+        simple = await http.get("/healthz", headers={"Origin": "https://evil.example.com"})
+        assert simple.status_code == 200
+        assert not any(h.startswith("access-control-") for h in simple.headers)
+
+
+async def test_cors_is_off_by_default(database_url: str) -> None:
+    from app.core.config import Settings
+
+    assert Settings().cors_origins == []
+    assert Settings(
+        _env_file=None, cors_origins="https://a.example, https://b.example"
+    ).cors_origins == [  # type: ignore[call-arg]
+        "https://a.example",
+        "https://b.example",
+    ]
+    application, lifespan = await cors_app_client(database_url, None)
+    async with (
+        lifespan,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=application), base_url="http://kehu.test"
+        ) as http,
+    ):
+        preflight = await http.options("/v1/customers", headers=PREFLIGHT)
+        assert "access-control-allow-origin" not in preflight.headers
+        simple = await http.get("/healthz", headers={"Origin": "https://app.example.com"})
+        assert not any(h.startswith("access-control-") for h in simple.headers)
+
+
+def test_cors_origins_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.core.config import Settings
+
+    monkeypatch.setenv("KEHU_CORS_ORIGINS", "https://app.example.com,https://admin.example.com")
+    assert Settings().cors_origins == ["https://app.example.com", "https://admin.example.com"]
+    monkeypatch.setenv("KEHU_CORS_ORIGINS", "")
+    assert Settings().cors_origins == []
