@@ -32,7 +32,7 @@ from tests.conftest import KeyFactory, customer_body
 
 PROBLEM = "application/problem+json"
 WRITE_METHODS = {"POST", "PATCH", "PUT", "DELETE"}
-EXAMPLES = 40
+EXAMPLES = 100
 
 
 @dataclass(frozen=True)
@@ -147,31 +147,100 @@ def deep(draw: st.DrawFn, inner: str) -> str:
     return opener * levels + inner + closer * levels
 
 
+# Valid values by field name, so a body can be valid but for one poisoned spot deep inside it.
+VALID: dict[str, Any] = {
+    **customer_body(),
+    "external_id": "ext-1",
+    "gender": "female",
+    "birth_date": "1990-01-01",
+    "locale": "zh-CN",
+    "region": "Shanghai",
+    "occupation": "engineer",
+    "attributes": {"score": 1.5, "vip": True, "sizes": ["m", "l"]},
+    "consent": [{"channel": "email", "purpose": "marketing", "status": "granted"}],
+    "source_channel": "web",
+    "owner": "li",
+    "notes": "likes tea",
+    "name": "shop",
+    "scopes": ["customers:read"],
+}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+VALID_INPUT = {_camel(k): v for k, v in VALID.items() if k not in ("name", "scopes")}
+POISON_TEXT = ["\x00", "\ud800", "\udfff", "a\x00b", "x\udbff"]
+POISON_NUMBERS = [_RAW + lit for lit in LITERALS]
+
+
+@st.composite
+def poisoned(draw: st.DrawFn, value: Any) -> Any:
+    """``value`` with one hostile thing put somewhere inside it, keeping its shape."""
+    choice = draw(st.integers(0, 9))
+    if choice == 0:
+        return draw(values)  # anything at all, wrong type included
+    if isinstance(value, dict) and value:
+        key = draw(st.sampled_from(sorted(value)))
+        if choice == 1:
+            return {**value, draw(st.sampled_from(POISON_TEXT)): value[key]}
+        return {**value, key: draw(poisoned(value[key]))}
+    if isinstance(value, list) and value:
+        index = draw(st.integers(0, len(value) - 1))
+        return [*value[:index], draw(poisoned(value[index])), *value[index + 1 :]]
+    if isinstance(value, str):
+        bad = draw(st.sampled_from(POISON_TEXT))
+        return draw(st.sampled_from([value + bad, bad + value, bad]))
+    if isinstance(value, bool | None):
+        return draw(st.sampled_from([*POISON_NUMBERS, *POISON_TEXT]))
+    return draw(st.sampled_from(POISON_NUMBERS))
+
+
+@st.composite
+def hostile_object(
+    draw: st.DrawFn, valid: dict[str, Any], fields: tuple[str, ...]
+) -> dict[str, Any]:
+    """A valid object of some of these fields with one (sometimes two or three) poisoned."""
+    known = sorted(name for name in fields if name in valid)
+    chosen = draw(st.sets(st.sampled_from(known), max_size=4)) if known else set()
+    body = {name: valid[name] for name in chosen}
+    how_many = draw(st.sampled_from([1, 1, 1, 2, 3]))  # mostly one, so nothing else is wrong
+    # free-form containers (attributes, tags, items) are where hostile values got through: favour them
+    weighted = [f for f in fields for _ in range(8 if isinstance(valid.get(f), list | dict) else 1)]
+    for name in draw(st.sets(st.sampled_from(weighted), min_size=1, max_size=how_many)):
+        body[name] = draw(poisoned(valid.get(name, "x")))
+    return body
+
+
 @st.composite
 def bodies(draw: st.DrawFn, fields: tuple[str, ...]) -> str:
-    """Mostly an object with the target's own fields (so validators deep inside are reached),
-    sometimes anything at all, sometimes nested deeper than any parser likes."""
-    shape = draw(st.sampled_from(["fields", "fields", "fields", "batch", "any", "deep"]))
+    """Mostly a valid body of the target's own fields but for a poisoned spot (so validators deep
+    inside are reached), sometimes anything at all, sometimes nested deeper than parsers like."""
+    shape = draw(st.sampled_from(["poisoned"] * 8 + ["batch", "batch", "any", "deep"]))
     if shape == "any" or not fields:
         return dump(draw(values))
-    body = {name: draw(values) for name in draw(st.sets(st.sampled_from(fields), max_size=6))}
-    if shape == "batch":
-        body = {"items": [body, customer_body(email=None, phone=None), draw(values)]}
-    text = dump(body)
+    if shape == "batch" or fields == ("items",):
+        customer_fields = tuple(k for k in VALID if k not in ("name", "scopes"))
+        anything = draw(st.dictionaries(keys, values, max_size=4))
+        items = [draw(hostile_object(VALID, customer_fields)), customer_body(), anything]
+        return dump({"items": draw(st.permutations(items))})
+    text = dump(draw(hostile_object(VALID, fields)))
     if shape == "deep":
         inner = draw(deep("1"))
         text = text[:-1] + (", " if len(text) > 2 else "") + f'"attributes": {{"a": {inner}}}' + "}"
     return text
 
 
-IF_MATCH = st.sampled_from([None, '"v1"', 'W/"v1"', "*", "garbage", '"v99999999999999999999"'])
+# Mostly the ordinary header and query, so the body is what gets checked; now and then not.
+IF_MATCH = st.sampled_from(
+    [None] * 6 + ['"v1"', 'W/"v1"', "*", "garbage", '"v99999999999999999999"']
+)
 CONTENT_TYPES = st.sampled_from(
-    ["application/json"] * 6 + ["application/merge-patch+json", "text/plain", ""]
+    ["application/json"] * 8 + ["application/merge-patch+json", "text/plain", ""]
 )
-QUERIES = st.one_of(
-    st.just({}),
-    st.dictionaries(st.sampled_from(["limit", "x", "\x00"]), st.text(max_size=4), max_size=1),
-)
+QUERIES = st.sampled_from([{}] * 8 + [{"limit": "5"}, {"x": "\x00"}, {"\x00": "1"}])
 
 
 # --- the property ------------------------------------------------------------------------------
@@ -201,7 +270,10 @@ def check_graphql(response: httpx.Response, label: str) -> None:
 async def test_hostile_json_is_never_a_500(
     client: httpx.AsyncClient, make_key: KeyFactory, target: Target
 ) -> None:
-    created = await client.post("/v1/customers", json=customer_body())
+    # not the email or phone of VALID, so a poisoned body is not simply a 409
+    created = await client.post(
+        "/v1/customers", json=customer_body(email="setup@example.com", phone=None, external_id="s")
+    )
     customer = created.json()
     spare_key = (
         await client.post("/v1/api-keys", json={"name": "spare", "scopes": ["admin"]})
@@ -226,15 +298,20 @@ async def test_hostile_json_is_never_a_500(
         return re.sub(r"\{(\w+)\}", fill, path)
 
     @given(
-        body=bodies(target.fields),
+        body=bodies(target.fields if target.kind == "rest" else ()),
         content_type=CONTENT_TYPES,
         if_match=IF_MATCH,
         query=QUERIES,
         fuzz_id=st.one_of(st.none(), st.none(), st.sampled_from(["x", "%00", "1" * 300])),
-        variables=st.dictionaries(
-            st.sampled_from(target.fields or ("x",)),
-            st.one_of(values, st.just(global_id), st.just(customer_body())),
-            max_size=4,
+        variables=st.fixed_dictionaries(
+            {},
+            optional={
+                "id": st.sampled_from([global_id, "x", "\x00", "\ud800"]),
+                "ifMatch": st.one_of(st.integers(), st.sampled_from(POISON_NUMBERS)),
+                "input": st.one_of(
+                    hostile_object(VALID_INPUT, tuple(VALID_INPUT)), st.just(VALID_INPUT), values
+                ),
+            },
         ),
         nested=st.booleans(),
     )
