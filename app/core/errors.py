@@ -131,6 +131,7 @@ COMMON_PROBLEMS: dict[int | str, dict[str, Any]] = {
     404: problem_doc("The resource does not exist."),
     409: problem_doc("A conflicting concurrent request or unique value."),
     413: problem_doc("The request body is over 1 MiB."),
+    415: problem_doc("The request body is not JSON (`Content-Type: application/json`)."),
     422: problem_doc("The request is not valid; see `errors`."),
     429: problem_doc("Rate limit exceeded; see `Retry-After`."),
 }

@@ -109,7 +109,8 @@ def field_error(loc: str | Sequence[str | int], message: str, value: Any = None)
 
 ShortText = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    # The pattern tells the OpenAPI schema what stripping enforces: not only whitespace.
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"\S"),
     AfterValidator(_no_nul),
 ]
 LongText = Annotated[
