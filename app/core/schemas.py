@@ -41,8 +41,8 @@ def no_nul_anywhere(value: object) -> object:
     return value
 
 
-def _string_problem(value: str) -> str | None:
-    if "\x00" in value:
+def _string_problem(value: str, allow_nul: bool = False) -> str | None:
+    if not allow_nul and "\x00" in value:
         return "must not contain the NUL character (U+0000)"
     try:
         value.encode("utf-8")
@@ -56,20 +56,22 @@ def safe_text(value: str) -> str:
     return json.dumps(value)[1:-1]
 
 
-def hostile_json(value: Any, loc: Loc = ()) -> tuple[Loc, str] | None:
+def hostile_json(
+    value: Any, loc: Loc = (), *, allow_nul: bool = False, allow_non_finite: bool = False
+) -> tuple[Loc, str] | None:
     """The first thing in a parsed JSON value that no stored field can hold, with where it is:
     a NUL character or lone surrogate in a string or key, a non-finite number (NaN, Infinity, or
     a literal like 1e400 that overflows), or nesting deeper than ``MAX_JSON_DEPTH``. Iterative, so
-    any depth is safe to walk."""
+    any depth is safe to walk. ``allow_*`` leave those checks to validators further on."""
     stack: list[tuple[Any, Loc, int]] = [(value, loc, 0)]
     while stack:
         item, where, depth = stack.pop()
         if isinstance(item, str):
-            problem = _string_problem(item)
+            problem = _string_problem(item, allow_nul)
             if problem is not None:
                 return where, problem
         elif isinstance(item, float):
-            if not math.isfinite(item):
+            if not allow_non_finite and not math.isfinite(item):
                 return where, "must be a finite number (not NaN or Infinity)"
         elif isinstance(item, dict | list):
             if depth >= MAX_JSON_DEPTH:
@@ -81,7 +83,10 @@ def hostile_json(value: Any, loc: Loc = ()) -> tuple[Loc, str] | None:
                 continue
             children = []
             for key, child in item.items():
-                if isinstance(key, str) and (problem := _string_problem(key)) is not None:
+                if (
+                    isinstance(key, str)
+                    and (problem := _string_problem(key, allow_nul)) is not None
+                ):
                     return (*where, safe_text(key)), f"key {problem}"
                 children.append((child, (*where, str(key)), depth + 1))
             stack.extend(reversed(children))

@@ -11,7 +11,7 @@ handlers render it exactly as on /v1:
 - 405 ``method_not_allowed``: a mutation over GET (``Allow: POST``).
 
 The body is parsed once, with the same JSON reader as /v1, and refused before strawberry sees it
-when it is nested deeper than ``MAX_JSON_DEPTH``.
+when it is nested deeper than ``MAX_JSON_DEPTH`` or holds a lone surrogate anywhere.
 """
 
 from typing import Any
@@ -26,16 +26,11 @@ from strawberry.types import ExecutionResult
 from app.api.graphql.context import Context
 from app.core.errors import BadRequest, MethodNotAllowed, NotFound, UnsupportedMediaType
 from app.core.http import InvalidJSON, is_json_media_type, load_json
-from app.core.schemas import MAX_JSON_DEPTH, hostile_json
+from app.core.schemas import hostile_json
 
 
 def _invalid(detail: str) -> BadRequest:
     return BadRequest(detail, code="invalid_request")
-
-
-def _too_deep(value: Any) -> bool:
-    found = hostile_json(value)
-    return found is not None and found[1].startswith("is nested")
 
 
 class KehuGraphQLRouter(GraphQLRouter[Context, None]):
@@ -52,8 +47,12 @@ class KehuGraphQLRouter(GraphQLRouter[Context, None]):
                 "A GraphQL request is a JSON object: "
                 '{"query": "...", "variables": {...}, "operationName": "..."}.'
             )
-        if _too_deep(value):
-            raise _invalid(f"The request is nested more than {MAX_JSON_DEPTH} levels deep.")
+        # Too deep, or a lone surrogate (never valid text, and no argument could pass it on to the
+        # database); NUL and non-finite numbers are refused by the input's own validation, at the field.
+        found = hostile_json(value, allow_nul=True, allow_non_finite=True)
+        if found is not None:
+            where = ".".join(str(p) for p in found[0]) or "The request"
+            raise _invalid(f"`{where}` {found[1]}.")
         return value
 
     async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> Any:
