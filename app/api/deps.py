@@ -250,10 +250,31 @@ def _not_modified(request: Request, response: Response) -> Response | None:
     return Response(status_code=304, headers={"ETag": current})
 
 
+_IF_NONE_MATCH_DOC = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "description": "An ETag from a previous read (or `*`): 304 without a body while it is current.",
+    "schema": {"type": "string"},
+}
+
+
 class KehuRoute(APIRoute):
     # Whether a POST's response may be stored for Idempotency-Key replays; off for routes whose
     # responses must never be stored (a new API key's secret).
     stores_responses = True
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        if "GET" in (
+            self.methods or ()
+        ):  # the pipeline answers If-None-Match on every read with an ETag
+            self.responses.setdefault(
+                304, {"description": "Not Modified: If-None-Match names the current ETag."}
+            )
+            extra = dict(self.openapi_extra or {})
+            extra["parameters"] = [*extra.get("parameters", []), _IF_NONE_MATCH_DOC]
+            self.openapi_extra = extra
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
