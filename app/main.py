@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from app.api import deps
-from app.api.middleware import RequestContextMiddleware
+from app.api.middleware import RequestContextMiddleware, StrictCORSMiddleware
 from app.api.ops import router as ops_router
 from app.api.ratelimit import KeyRateLimiter
 from app.api.rest import v1
@@ -32,6 +32,26 @@ over REST (`/v1`) and GraphQL (`/graphql`), with signed webhooks.
 **Lists**: `?limit=` (1..100) and `?cursor=` → `{"data": [...], "next_cursor": ...}`.
 **Writes**: `Idempotency-Key` on POST; `ETag` on reads and `If-Match` on PATCH/DELETE (412 when stale).
 """
+
+CORS_METHODS = ["GET", "POST", "PATCH", "DELETE", "HEAD"]
+CORS_REQUEST_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "Idempotency-Key",
+    "If-Match",
+    "If-None-Match",
+    "X-Request-ID",
+]
+CORS_EXPOSED_HEADERS = [
+    "ETag",
+    "X-Request-ID",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "Retry-After",
+    "Idempotent-Replayed",
+    "Location",
+]
 
 
 def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> FastAPI:
@@ -102,6 +122,16 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
 
     app.include_router(graphql_router(settings), prefix="/graphql")
     app.add_middleware(RequestContextMiddleware)
+    if settings.cors_origins:
+        # Outside the request middleware, so every answer (errors and 500s included) carries the
+        # CORS headers a browser needs to read it.
+        app.add_middleware(
+            StrictCORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=CORS_METHODS,
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
+        )
     _finish_openapi(app)
     return app
 

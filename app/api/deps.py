@@ -1,25 +1,39 @@
-"""The REST request pipeline: authenticate, rate-limit, open the session, honour Idempotency-Key.
+"""The REST request pipeline: authenticate, rate-limit, check the request's shape, open the session,
+honour Idempotency-Key and If-None-Match.
 
 Every /v1 route uses ``KehuRoute``. Reads get a read session; writes get one ``unit_of_work()`` that
 commits only after the endpoint has returned, and before the response leaves, so a client never sees a
 success that was not stored. A POST with an ``Idempotency-Key`` stores its response in that same
 transaction, so a retry after any failure either replays it or runs the request for the first time.
+
+The shape checks apply to every route alike: a query parameter the route does not declare is a 400
+(a typo such as ``?contry=CN`` must not silently list everything), a body that is not JSON a 415,
+and a JSON body Python cannot read (invalid UTF-8, nested past the parser's recursion) a 422.
 """
 
+import json
 import time
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.ratelimit import KeyRateLimiter
 from app.apikeys import service as apikeys
 from app.core.auth import Caller, hash_key
 from app.core.config import get_settings
-from app.core.errors import BadRequest, Unauthorized
+from app.core.errors import (
+    BadRequest,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from app.core.http import InvalidJSON, is_json_media_type, load_json, none_match
 from app.db import read_session, unit_of_work
 from app.idempotency import service as idempotency
 from app.idempotency.models import IdempotencyRecord
@@ -182,22 +196,106 @@ async def _run_write(
         return response
 
 
+def query_names(dependant: Dependant) -> frozenset[str]:
+    """Every query parameter name a route accepts (aliases such as ``created_at[gte]``), from its
+    own parameters and those of its dependencies."""
+    names: set[str] = set()
+    pending = [dependant]
+    while pending:
+        current = pending.pop()
+        pending.extend(current.dependencies)
+        for field in current.query_params:
+            annotation = field.field_info.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                names.update(f.alias or n for n, f in annotation.model_fields.items())
+            else:
+                names.add(field.alias)
+    return frozenset(names)
+
+
+def _check_query(request: Request, allowed: frozenset[str]) -> None:
+    unknown = sorted({name for name in request.query_params if name not in allowed})
+    if unknown:
+        shown = ", ".join(f"`{json.dumps(n)[1:-1][:100]}`" for n in unknown[:10])
+        known = ", ".join(f"`{n}`" for n in sorted(allowed)) or "none"
+        raise BadRequest(
+            f"Unknown query parameter(s): {shown}. This operation takes: {known}.",
+            code="unknown_parameter",
+        )
+
+
+async def _read_json_body(request: Request) -> None:
+    """Check and parse a JSON body once, before FastAPI reads it (it uses what is parsed here)."""
+    body = await request.body()
+    if not body:
+        return  # FastAPI answers 422: the body is required
+    if not is_json_media_type(request.headers.get("content-type")):
+        raise UnsupportedMediaType(
+            "Send the body as JSON, with `Content-Type: application/json`.",
+            headers={"Accept-Post": "application/json"} if request.method == "POST" else None,
+        )
+    try:
+        request._json = load_json(body)
+    except InvalidJSON as exc:
+        raise ValidationFailed(
+            "The body is not valid JSON; see errors[].",
+            errors=[{"field": "body", "message": str(exc)}],
+        ) from None
+
+
+def _not_modified(request: Request, response: Response) -> Response | None:
+    current = response.headers.get("etag")
+    if response.status_code != 200 or current is None:
+        return None
+    if not none_match(request.headers.get("if-none-match"), current):
+        return None
+    return Response(status_code=304, headers={"ETag": current})
+
+
+_IF_NONE_MATCH_DOC = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "description": "An ETag from a previous read (or `*`): 304 without a body while it is current.",
+    "schema": {"type": "string"},
+}
+
+
 class KehuRoute(APIRoute):
     # Whether a POST's response may be stored for Idempotency-Key replays; off for routes whose
     # responses must never be stored (a new API key's secret).
     stores_responses = True
 
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        if "GET" in (
+            self.methods or ()
+        ):  # the pipeline answers If-None-Match on every read with an ETag
+            self.responses.setdefault(
+                304, {"description": "Not Modified: If-None-Match names the current ETag."}
+            )
+            extra = dict(self.openapi_extra or {})
+            extra["parameters"] = [*extra.get("parameters", []), _IF_NONE_MATCH_DOC]
+            self.openapi_extra = extra
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        allowed_query = query_names(self.dependant)  # once per route, not per request
+        takes_json = self.body_field is not None
 
         async def route_handler(request: Request) -> Response:
             caller = await authenticate(request)
             limit_headers = await rate_limiter().hit(str(caller.key_id))
             request.state.caller = caller
+            _check_query(request, allowed_query)
+            if takes_json:
+                await _read_json_body(request)
             if request.method in READ_METHODS:
                 async with read_session() as session:
                     request.state.session = session
                     response = await handler(request)
+                if request.method == "GET":
+                    response = _not_modified(request, response) or response
             else:
                 response = await _run_write(request, caller, handler, self.stores_responses)
             response.headers.update(limit_headers)

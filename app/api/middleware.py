@@ -1,4 +1,4 @@
-"""ASGI middleware: request ids, access logs and the request body limit."""
+"""ASGI middleware: request ids, access logs, the request body limit, HEAD, and the last-resort 500."""
 
 import json
 import re
@@ -8,12 +8,14 @@ import uuid
 import structlog
 from fastapi import HTTPException
 from prometheus_client import Histogram
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import problem_body
 
 log = structlog.get_logger("kehu.access")
+errors_log = structlog.get_logger("kehu.errors")
 # Labelled by route template (not the raw path), so ids do not explode the series count.
 REQUEST_SECONDS = Histogram(
     "kehu_http_request_duration_seconds",
@@ -26,7 +28,7 @@ MAX_BODY_BYTES = 1024 * 1024
 
 
 async def _send_problem(send: Send, status: int, code: str, detail: str, request_id: str) -> None:
-    body = json.dumps(problem_body(status, code, detail, request_id)).encode()
+    body = json.dumps(problem_body(status, code, detail, request_id)).encode("ascii")
     await send(
         {
             "type": "http.response.start",
@@ -53,7 +55,14 @@ def _route_template(scope: Scope) -> str:
 
 class RequestContextMiddleware:
     """Gives every request an id (or keeps a sane incoming X-Request-ID), binds it to the logs,
-    returns it as X-Request-ID, logs one access line, and refuses bodies over 1 MiB with 413."""
+    returns it as X-Request-ID, logs one access line, and refuses bodies over 1 MiB with 413.
+
+    HEAD is answered wherever GET is: the app sees a GET, and the client gets its status and
+    headers without the body (so no HEAD operations appear in the OpenAPI document either).
+
+    An exception nothing else handled becomes a 500 problem here, inside the request context: it
+    carries X-Request-ID, is logged once with the request id, and is not re-raised to the server
+    (which would drop the connection and log a second traceback)."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int = MAX_BODY_BYTES) -> None:
         self.app = app
@@ -75,9 +84,11 @@ class RequestContextMiddleware:
             await _send_problem(
                 send, 413, "payload_too_large", "Request bodies are limited to 1 MiB.", request_id
             )
-            self._log(scope, 413, started)
+            self._log(scope, 413, started, scope.get("method", ""))
             return
 
+        is_head = scope.get("method") == "HEAD"
+        app_scope: Scope = {**scope, "method": "GET"} if is_head else scope
         received = 0
 
         async def limited_receive() -> Message:
@@ -97,27 +108,60 @@ class RequestContextMiddleware:
                 status_holder["started"] = True
                 headers = MutableHeaders(scope=message)
                 headers["X-Request-ID"] = request_id
+            elif message["type"] == "http.response.body" and is_head:
+                message = {**message, "body": b""}  # same headers (Content-Length too), no body
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, send_with_id)
+            await self.app(app_scope, limited_receive, send_with_id)
+        except Exception as exc:
+            status_holder["status"] = 500
+            errors_log.error(
+                "unhandled_exception", exc_info=exc, method=scope.get("method"), path=scope["path"]
+            )
+            if not status_holder["started"]:
+                await _send_problem(
+                    send_with_id,
+                    500,
+                    "internal_error",
+                    "An unexpected error occurred; it has been logged with this request id.",
+                    request_id,
+                )
         finally:
-            self._log(scope, int(status_holder["status"]), started)
+            self._log(app_scope, int(status_holder["status"]), started, scope.get("method", ""))
             structlog.contextvars.unbind_contextvars("request_id")
 
     @staticmethod
-    def _log(scope: Scope, status: int, started: float) -> None:
+    def _log(scope: Scope, status: int, started: float, method: str) -> None:
         path = scope.get("path", "")
         if path in ("/healthz", "/metrics"):
             return
         elapsed = time.perf_counter() - started
-        REQUEST_SECONDS.labels(
-            scope.get("method", ""), _route_template(scope), str(status)
-        ).observe(elapsed)
+        REQUEST_SECONDS.labels(method, _route_template(scope), str(status)).observe(elapsed)
         log.info(
             "request",
-            method=scope.get("method"),
+            method=method,
             path=path,
             status=status,
             duration_ms=round(elapsed * 1000, 2),
         )
+
+
+class StrictCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS, except that a response to an origin not allowed carries no CORS headers
+    at all (Starlette still adds Access-Control-Expose-Headers), only ``Vary: Origin``."""
+
+    async def simple_response(
+        self, scope: Scope, receive: Receive, send: Send, request_headers: Headers
+    ) -> None:
+        if self.is_allowed_origin(request_headers.get("Origin", "")):
+            await super().simple_response(scope, receive, send, request_headers)
+            return
+
+        async def vary(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["Vary"] = ", ".join([*headers.getlist("Vary"), "Origin"])
+            await send(message)
+
+        await self.app(scope, receive, vary)

@@ -2,9 +2,10 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -55,11 +56,23 @@ class Settings(BaseSettings):
     graphql_max_depth: int = Field(default=10, ge=1, description="Deepest GraphQL query allowed.")
     graphql_max_aliases: int = Field(default=30, ge=1, description="Aliases per GraphQL query.")
     graphql_max_tokens: int = Field(default=2000, ge=10, description="Tokens per GraphQL query.")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Browser origins allowed to call the API (CORS), comma-separated, e.g. "
+        "`https://app.example.com,https://admin.example.com`. Empty: CORS is off.",
+    )
     bootstrap_key_file: Path | None = Field(
         default=None,
         description="Where `kehu serve` writes the first admin key (default: `data_dir`/"
         "bootstrap-key, readable by the owner only).",
     )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
 
 
 @lru_cache

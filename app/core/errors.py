@@ -4,6 +4,7 @@ Services raise ``KehuError`` subclasses; REST renders them here and GraphQL maps
 into ``extensions.code``. Nothing below ever puts a traceback, SQL or driver name into a response.
 """
 
+import json
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -70,12 +71,20 @@ class Conflict(KehuError):
     status, code = 409, "conflict"
 
 
+class MethodNotAllowed(KehuError):
+    status, code = 405, "method_not_allowed"
+
+
 class PreconditionFailed(KehuError):
     status, code = 412, "precondition_failed"
 
 
 class PayloadTooLarge(KehuError):
     status, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(KehuError):
+    status, code = 415, "unsupported_media_type"
 
 
 class ValidationFailed(KehuError):
@@ -122,6 +131,7 @@ COMMON_PROBLEMS: dict[int | str, dict[str, Any]] = {
     404: problem_doc("The resource does not exist."),
     409: problem_doc("A conflicting concurrent request or unique value."),
     413: problem_doc("The request body is over 1 MiB."),
+    415: problem_doc("The request body is not JSON (`Content-Type: application/json`)."),
     422: problem_doc("The request is not valid; see `errors`."),
     429: problem_doc("Rate limit exceeded; see `Retry-After`."),
 }
@@ -148,6 +158,16 @@ def problem_body(
     return body
 
 
+class ProblemResponse(JSONResponse):
+    """``application/problem+json``, rendered ASCII-only: a detail or field path that echoes a
+    client's string (a lone surrogate, say) can never make the error itself fail to encode."""
+
+    media_type = PROBLEM_JSON
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
 def problem_response(
     status: int,
     code: str,
@@ -156,10 +176,9 @@ def problem_response(
     errors: Sequence[Mapping[str, str]] = (),
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    return JSONResponse(
+    return ProblemResponse(
         problem_body(status, code, detail, request_id, errors),
         status_code=status,
-        media_type=PROBLEM_JSON,
         headers=dict(headers or {}),
     )
 
@@ -206,6 +225,7 @@ _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
+    412: "precondition_failed",
     413: "payload_too_large",
     415: "unsupported_media_type",
 }
@@ -232,16 +252,6 @@ async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
         409,
         "conflict",
         "The request conflicts with data written concurrently; fetch the current state and retry.",
-        _request_id(request),
-    )
-
-
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    log.error("unhandled_exception", exc_info=exc, path=request.url.path)
-    return problem_response(
-        500,
-        "internal_error",
-        "An unexpected error occurred; it has been logged with this request id.",
         _request_id(request),
     )
 
@@ -283,7 +293,7 @@ def database_failure(exc: BaseException) -> KehuError | None:
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     problem = database_failure(exc)
     if problem is None:
-        return await _unexpected_error(request, exc)
+        raise exc  # RequestContextMiddleware answers it as a 500 with the request id
     # The pool had no free connection in time, the server could not be reached or went away, or
     # the schema is behind the code.
     log.error(problem.code, path=request.url.path, error=type(exc).__name__)
@@ -305,4 +315,5 @@ def install_error_handlers(app: FastAPI) -> None:
     # wrapped by SQLAlchemy (DBAPIError covers a schema that is not migrated yet).
     for unavailable in (*_UNAVAILABLE_ERRORS, DBAPIError):
         app.add_exception_handler(unavailable, _database_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+    # Anything else is answered by RequestContextMiddleware (app/api/middleware.py): inside it, the
+    # 500 carries X-Request-ID and its log line the request id, and nothing is re-raised.

@@ -1,10 +1,57 @@
-"""HTTP conventions shared by every endpoint: ETags and list query parameters."""
+"""HTTP conventions shared by every endpoint: ETags, conditional requests and JSON bodies."""
 
+import json
 import re
+from typing import Any
 
 from app.core.errors import PreconditionFailed
 
-_ETAG = re.compile(r'^\s*(?:W/)?"v(\d{1,18})"\s*$')
+_ETAG = re.compile(r'^\s*(W/)?"v(\d{1,18})"\s*$')
+_ENTITY_TAG = re.compile(r'\s*((?:W/)?"[^"]*")\s*(?:,|$)')
+
+
+class InvalidJSON(ValueError):
+    """A body that is not JSON Kehu can read; the message says why, without echoing it."""
+
+
+def load_json(body: bytes) -> Any:
+    """Parse a request body as JSON (UTF-8, RFC 8259). Every failure, including nesting deep enough
+    to exhaust the parser's recursion and integers past Python's digit limit, is ``InvalidJSON``."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidJSON(f"The body is not valid UTF-8 (at byte {exc.start}).") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidJSON(f"The body is not valid JSON: {exc.msg} at position {exc.pos}.") from None
+    except RecursionError:
+        raise InvalidJSON("The body is nested too deeply to parse.") from None
+    except ValueError as exc:  # e.g. an integer literal over 4,300 digits
+        raise InvalidJSON(f"The body is not valid JSON: {str(exc)[:200]}") from None
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """application/json or any application/*+json, parameters (charset) ignored."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def _opaque(tag: str) -> str:
+    return tag[2:] if tag.startswith("W/") else tag
+
+
+def none_match(if_none_match: str | None, current: str) -> bool:
+    """Whether ``If-None-Match`` matches the current ETag: weak comparison, ``*`` matches any
+    (RFC 9110, 13.1.2)."""
+    if if_none_match is None:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    tags = _ENTITY_TAG.findall(if_none_match)
+    return _opaque(current) in {_opaque(t) for t in tags}
 
 
 def etag(version: int) -> str:
@@ -12,7 +59,8 @@ def etag(version: int) -> str:
 
 
 def expected_version(if_match: str | None) -> int | None:
-    """The version an ``If-Match`` header asks for; None when absent or ``*``."""
+    """The version an ``If-Match`` header asks for; None when absent or ``*``. If-Match uses strong
+    comparison (RFC 9110, 13.1.1), so a weak ETag (``W/"v3"``) never matches."""
     if if_match is None or if_match.strip() == "*":
         return None
     found = _ETAG.match(if_match)
@@ -20,4 +68,10 @@ def expected_version(if_match: str | None) -> int | None:
         raise PreconditionFailed(
             'If-Match must be an ETag returned by this API, e.g. "v3".', code="invalid_if_match"
         )
-    return int(found.group(1))
+    if found.group(1):
+        raise PreconditionFailed(
+            'If-Match uses strong comparison: a weak ETag (W/"...") never matches. Send the ETag '
+            'as returned, e.g. "v3".',
+            code="version_mismatch",
+        )
+    return int(found.group(2))

@@ -1,8 +1,23 @@
 """Building blocks for every domain's pydantic schemas."""
 
-from typing import Annotated
+import json
+import math
+from collections.abc import Sequence
+from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+# Deeper than any body Kehu accepts needs; bounds every walk over client JSON.
+MAX_JSON_DEPTH = 32
+Loc = tuple[str | int, ...]
 
 
 def _no_nul(value: str) -> str:
@@ -26,9 +41,81 @@ def no_nul_anywhere(value: object) -> object:
     return value
 
 
+def _string_problem(value: str, allow_nul: bool = False) -> str | None:
+    if not allow_nul and "\x00" in value:
+        return "must not contain the NUL character (U+0000)"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must not contain a lone surrogate (U+D800 to U+DFFF); send valid UTF-8"
+    return None
+
+
+def safe_text(value: str) -> str:
+    """A client's string as printable ASCII (JSON escapes), fit for an error message or location."""
+    return json.dumps(value)[1:-1]
+
+
+def hostile_json(
+    value: Any, loc: Loc = (), *, allow_nul: bool = False, allow_non_finite: bool = False
+) -> tuple[Loc, str] | None:
+    """The first thing in a parsed JSON value that no stored field can hold, with where it is:
+    a NUL character or lone surrogate in a string or key, a non-finite number (NaN, Infinity, or
+    a literal like 1e400 that overflows), or nesting deeper than ``MAX_JSON_DEPTH``. Iterative, so
+    any depth is safe to walk. ``allow_*`` leave those checks to validators further on."""
+    stack: list[tuple[Any, Loc, int]] = [(value, loc, 0)]
+    while stack:
+        item, where, depth = stack.pop()
+        if isinstance(item, str):
+            problem = _string_problem(item, allow_nul)
+            if problem is not None:
+                return where, problem
+        elif isinstance(item, float):
+            if not allow_non_finite and not math.isfinite(item):
+                return where, "must be a finite number (not NaN or Infinity)"
+        elif isinstance(item, dict | list):
+            if depth >= MAX_JSON_DEPTH:
+                return where, f"is nested more than {MAX_JSON_DEPTH} levels deep"
+            if isinstance(item, list):
+                stack.extend(
+                    (v, (*where, i), depth + 1) for i, v in reversed(list(enumerate(item)))
+                )
+                continue
+            children = []
+            for key, child in item.items():
+                if (
+                    isinstance(key, str)
+                    and (problem := _string_problem(key, allow_nul)) is not None
+                ):
+                    return (*where, safe_text(key)), f"key {problem}"
+                children.append((child, (*where, str(key)), depth + 1))
+            stack.extend(reversed(children))
+    return None
+
+
+def field_error(loc: str | Sequence[str | int], message: str, value: Any = None) -> ValidationError:
+    """A validation error located at a field, for validators that check several fields at once
+    (a model validator's own errors are otherwise located at the whole body). Raise it from any
+    validator: pydantic prefixes the location with where the model sits (``body.phone``)."""
+    where = (loc,) if isinstance(loc, str) else tuple(loc)
+    return ValidationError.from_exception_data(
+        "Input",
+        [
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    "value_error", "Value error, {reason}", {"reason": message}
+                ),
+                loc=where,
+                input=value,
+            )
+        ],
+    )
+
+
 ShortText = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    # The pattern tells the OpenAPI schema what stripping enforces: not only whitespace.
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"\S"),
     AfterValidator(_no_nul),
 ]
 LongText = Annotated[
@@ -39,9 +126,26 @@ LongText = Annotated[
 
 
 class InputModel(BaseModel):
-    """Request bodies: unknown fields are an error, so typos do not pass silently."""
+    """Request bodies: unknown fields are an error, so typos do not pass silently; and no string,
+    key or number that PostgreSQL or JSON cannot hold gets past validation (see ``hostile_json``)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # Fields whose raw contents are checked later, by a model of their own (each batch item is
+    # checked and reported on its own, so one bad item does not fail the others).
+    checked_later: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_hostile_json(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if key in cls.checked_later:
+                    continue
+                found = hostile_json({key: value})
+                if found is not None:
+                    loc, message = found
+                    raise field_error(loc, message)
+        return data
 
 
 class OutputModel(BaseModel):

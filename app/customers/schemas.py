@@ -284,6 +284,8 @@ class CustomerBatchItem(CustomerCreate):
 
 
 class CustomerBatch(InputModel):
+    checked_later = frozenset({"items"})  # each item is validated, and reported, on its own
+
     items: list[dict[str, Any]] = Field(
         min_length=1, max_length=1000, description="Up to 1,000 customers, each a customer body."
     )

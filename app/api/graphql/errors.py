@@ -4,7 +4,8 @@ Resolvers simply raise (``KehuError`` from services, ``ValidationFailed`` from i
 This extension rewrites the result's errors once, after the operation: a ``KehuError`` becomes its
 detail with ``extensions: {code, status[, errors]}``; GraphQL's own parse and validation errors
 (no original exception) keep their message and get ``code`` ``invalid_query`` (or
-``query_too_complex`` from the depth, alias and token limits) in ``code_own_errors``, which runs for
+``query_too_complex`` from the depth, alias and token limits, or ``invalid_variables`` when a
+variable's value is refused) in ``code_own_errors``, which runs for
 every error, parse errors included; any other exception becomes "Unexpected error." with code
 ``internal_error`` and is logged, so no SQL, driver name or traceback reaches a client.
 """
@@ -63,20 +64,33 @@ def _extensions(exc: KehuError) -> dict[str, Any]:
     return extensions
 
 
+def _is_variable_error(error: GraphQLError) -> bool:
+    """A variable's value refused before execution (graphql-core's coercion: wrong type, missing,
+    or a scalar's own parser raising); the client's mistake, whatever the original exception."""
+    return error.path is None and error.message.startswith("Variable '$")
+
+
 def _is_unexpected(error: GraphQLError) -> bool:
     original = error.original_error
-    return original is not None and not isinstance(original, KehuError | GraphQLError)
+    return (
+        original is not None
+        and not isinstance(original, KehuError | GraphQLError)
+        and not _is_variable_error(error)
+    )
 
 
 def _is_graphql_own(error: GraphQLError) -> bool:
-    """A parse, validation or limit error from GraphQL itself, not yet given a code."""
-    return error.original_error is None and "code" not in (error.extensions or {})
+    """A parse, validation, limit or variable error from GraphQL itself, not yet given a code."""
+    own = error.original_error is None or _is_variable_error(error)
+    return own and "code" not in (error.extensions or {})
 
 
 _LIMIT_MESSAGES = ("exceeds maximum operation depth", "aliases found", "tokens")
 
 
 def _own_error_code(message: str) -> str:
+    if message.startswith("Variable '$"):
+        return "invalid_variables"
     return "query_too_complex" if any(m in message for m in _LIMIT_MESSAGES) else "invalid_query"
 
 

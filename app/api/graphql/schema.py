@@ -20,6 +20,7 @@ from strawberry.types import ExecutionContext
 
 from app.api.graphql.context import Context, GraphQLInfo, get_context
 from app.api.graphql.errors import KehuErrors, code_own_errors, log_errors
+from app.api.graphql.transport import KehuGraphQLRouter
 from app.core.config import Settings
 from app.customers.graphql import (
     TYPE_NAME,
@@ -74,7 +75,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
 
 
 def graphql_router(settings: Settings) -> GraphQLRouter[Context, None]:
-    return GraphQLRouter(
+    return KehuGraphQLRouter(
         build_schema(settings),
         context_getter=get_context,
         graphql_ide="graphiql",

@@ -1,0 +1,103 @@
+"""GraphQL over HTTP, with the transport's errors as problems.
+
+Strawberry answers a bad request (invalid JSON, a body that is not an object, no `query`, variables
+that are not an object, an unsupported Content-Type, a mutation over GET) with ``text/plain``, and a
+few malformed bodies (`[]`, `"x"`, `1`, deeply nested variables) with a 500. Here every one of them is
+an ``application/problem+json`` with a stable code, raised as a ``KehuError`` so the app's error
+handlers render it exactly as on /v1:
+
+- 400 ``invalid_request``: the body or query string is not a GraphQL request;
+- 415 ``unsupported_media_type``: a POST whose body is not ``application/json``;
+- 405 ``method_not_allowed``: a mutation over GET (``Allow: POST``).
+
+The body is parsed once, with the same JSON reader as /v1, and refused before strawberry sees it
+when it is nested deeper than ``MAX_JSON_DEPTH`` or holds a lone surrogate anywhere.
+"""
+
+from typing import Any
+
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from fastapi import Request, Response
+from strawberry.fastapi import GraphQLRouter
+from strawberry.http import GraphQLRequestData
+from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.types import ExecutionResult
+
+from app.api.graphql.context import Context
+from app.core.errors import BadRequest, MethodNotAllowed, NotFound, UnsupportedMediaType
+from app.core.http import InvalidJSON, is_json_media_type, load_json
+from app.core.schemas import hostile_json
+
+
+def _invalid(detail: str) -> BadRequest:
+    return BadRequest(detail, code="invalid_request")
+
+
+class KehuGraphQLRouter(GraphQLRouter[Context, None]):
+    def decode_json(self, data: str | bytes) -> object:
+        """The POST body, or the `variables` of a GET: a JSON object, not too deep."""
+        try:
+            value = load_json(
+                data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+            )
+        except InvalidJSON as exc:
+            raise _invalid(str(exc)) from None
+        if not isinstance(value, dict):
+            raise _invalid(
+                "A GraphQL request is a JSON object: "
+                '{"query": "...", "variables": {...}, "operationName": "..."}.'
+            )
+        # Too deep, or a lone surrogate (never valid text, and no argument could pass it on to the
+        # database); NUL and non-finite numbers are refused by the input's own validation, at the field.
+        found = hostile_json(value, allow_nul=True, allow_non_finite=True)
+        if found is not None:
+            where = ".".join(str(p) for p in found[0]) or "The request"
+            raise _invalid(f"`{where}` {found[1]}.")
+        return value
+
+    async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> Any:
+        if request.method == "POST" and not is_json_media_type(request.content_type):
+            raise UnsupportedMediaType(
+                "Send GraphQL requests as JSON, with `Content-Type: application/json`.",
+                headers={"Accept-Post": "application/json"},
+            )
+        try:
+            data = await super().parse_http_body(request)
+        except HTTPException as exc:
+            raise _invalid(exc.reason) from None
+        if not isinstance(data, GraphQLRequestData):
+            raise _invalid("Batched requests are not supported: send one operation per request.")
+        if not isinstance(data.operation_name, str | None):
+            raise _invalid("`operationName` must be a string or null.")
+        return data
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        try:
+            return await super().execute_single(
+                request, request_adapter, sub_response, context, root_value, request_data
+            )
+        except HTTPException as exc:
+            if isinstance(exc.__cause__, InvalidOperationTypeError):
+                raise MethodNotAllowed(
+                    f"{exc.reason}; send it with POST.", headers={"Allow": "POST"}
+                ) from None
+            raise _invalid(exc.reason) from None
+
+    async def run(self, *args: Any, **kwargs: Any) -> Any:
+        # A safety net: any other transport error strawberry raises becomes a problem too.
+        try:
+            return await super().run(*args, **kwargs)
+        except HTTPException as exc:
+            if exc.status_code == 405:
+                raise MethodNotAllowed(exc.reason, headers={"Allow": "GET, POST"}) from None
+            if exc.status_code == 404:
+                raise NotFound(exc.reason) from None
+            raise _invalid(exc.reason) from None
