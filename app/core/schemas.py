@@ -27,20 +27,6 @@ def _no_nul(value: str) -> str:
     return value
 
 
-def no_nul_anywhere(value: object) -> object:
-    """Walk a JSON value and refuse U+0000 in any string, key or value."""
-    if isinstance(value, str):
-        _no_nul(value)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _no_nul(str(key))
-            no_nul_anywhere(item)
-    elif isinstance(value, list):
-        for item in value:
-            no_nul_anywhere(item)
-    return value
-
-
 def _string_problem(value: str, allow_nul: bool = False) -> str | None:
     if not allow_nul and "\x00" in value:
         return "must not contain the NUL character (U+0000)"

@@ -10,16 +10,20 @@ from pydantic import (
     EmailStr,
     Field,
     StringConstraints,
-    ValidationError,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from app.core import clock
 from app.core.countries import ISO_3166_ALPHA2
-from app.core.schemas import InputModel, LongText, OutputModel, ShortText, no_nul_anywhere
+from app.core.schemas import (
+    InputModel,
+    LongText,
+    OutputModel,
+    ShortText,
+    field_error,
+)
 
 Gender = Literal["female", "male", "non_binary", "other", "unknown"]
 IncomeBand = Literal["low", "lower_middle", "middle", "upper_middle", "high"]
@@ -100,7 +104,6 @@ def _attributes(value: dict[str, Any]) -> dict[str, Any]:
                 raise ValueError(f"{key}: integers must fit in ±2^53")
             if isinstance(scalar, float) and scalar != scalar:
                 raise ValueError(f"{key}: NaN is not allowed")
-    no_nul_anywhere(value)
     check_attribute_totals(value)
     return value
 
@@ -188,35 +191,18 @@ class _ProfileFields(InputModel):
         return value
 
 
-def field_error(model: str, field: str, message: str, value: Any) -> ValidationError:
-    """A validation error located at ``field``, for checks that need several fields at once
-    (raised from a model validator, it is reported as `body.<field>`, not `body`)."""
-    return ValidationError.from_exception_data(
-        model,
-        [
-            InitErrorDetails(
-                type=PydanticCustomError(
-                    "value_error", "Value error, {reason}", {"reason": message}
-                ),
-                loc=(field,),
-                input=value,
-            )
-        ],
-    )
-
-
-def _normalized_phone(model: str, phone: str, country: str | None) -> str:
+def _normalized_phone(phone: str, country: str | None) -> str:
     try:
         return normalize_phone(phone, country)
     except ValueError as exc:
-        raise field_error(model, "phone", str(exc), phone) from None
+        raise field_error("phone", str(exc), phone) from None
 
 
 class CustomerCreate(_ProfileFields):
     @model_validator(mode="after")
     def _normalize(self) -> "CustomerCreate":
         if self.phone is not None:
-            self.phone = _normalized_phone(type(self).__name__, self.phone, self.country)
+            self.phone = _normalized_phone(self.phone, self.country)
         if not any((self.external_id, self.email, self.phone, self.first_name, self.last_name)):
             raise ValueError(
                 "a customer needs at least one of external_id, email, phone, first_name, last_name"
@@ -232,7 +218,7 @@ class CustomerUpdate(_ProfileFields):
     @model_validator(mode="after")
     def _normalize(self) -> "CustomerUpdate":
         if self.phone is not None and (self.phone.startswith("+") or self.country is not None):
-            self.phone = _normalized_phone(type(self).__name__, self.phone, self.country)
+            self.phone = _normalized_phone(self.phone, self.country)
         return self
 
 
