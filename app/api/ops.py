@@ -35,7 +35,11 @@ async def readyz(request: Request) -> Any:
             current = await applied_revision(session)
     except Exception:
         return problem_response(
-            503, "database_unavailable", "The database is not reachable.", request.state.request_id
+            503,
+            "database_unavailable",
+            "The database is not reachable.",
+            request.state.request_id,
+            headers={"Retry-After": "2"},
         )
     if current != expected:
         return problem_response(
@@ -43,5 +47,6 @@ async def readyz(request: Request) -> Any:
             "migrations_pending",
             f"The database schema is at {current}, not {expected}: run `kehu migrate`.",
             request.state.request_id,
+            headers={"Retry-After": "5"},
         )
     return JSONResponse({"status": "ready", "database": "ok", "schema_revision": current})

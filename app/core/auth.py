@@ -18,6 +18,8 @@ SCOPES: Final[dict[str, str]] = {
     "cases:write": "Open, update and transition service cases.",
     "orders:read": "Read orders.",
     "orders:write": "Record orders and refunds.",
+    "analytics:read": "Read customer metrics, models and recommendations.",
+    "analytics:refresh": "Recompute analytics on demand.",
     "segments:read": "Read segments and members.",
     "segments:write": "Create and change segments.",
     "loyalty:read": "Read loyalty balances, ledgers and rewards.",

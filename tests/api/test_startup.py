@@ -46,6 +46,7 @@ async def test_unreachable_database_starts_and_answers_503(db_server: str) -> No
         ready = await client.get("/readyz")
         assert ready.status_code == 503
         assert ready.json()["code"] == "database_unavailable"
+        assert ready.headers["retry-after"] == "2"
         listed = await client.get("/v1/customers")
         assert listed.status_code == 503
         assert listed.headers["content-type"] == "application/problem+json"
@@ -63,6 +64,7 @@ async def test_unmigrated_database_answers_migrations_pending(empty_database: st
         ready = await client.get("/readyz")
         assert ready.status_code == 503
         assert ready.json()["code"] == "migrations_pending"
+        assert ready.headers["retry-after"] == "5"
         listed = await client.get("/v1/customers")
         assert listed.status_code == 503
         assert listed.json()["code"] == "migrations_pending"
