@@ -19,13 +19,7 @@ def test_single_head() -> None:
 
 
 async def test_upgrade_downgrade_upgrade_and_no_drift(db_server: str) -> None:
-    name = "kehu_test_migrations_" + database.TEMPLATE[-8:]
-    admin = await database._admin(db_server)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = database.with_database(db_server, name)
+    name, url = await database.create_empty(db_server, "kehu_test_migrations")
     try:
         await asyncio.to_thread(upgrade, url)
         await asyncio.to_thread(command.downgrade, alembic_config(url), "base")
@@ -51,13 +45,7 @@ async def test_upgrade_downgrade_upgrade_and_no_drift(db_server: str) -> None:
 async def test_event_positions_migration_stamps_existing_events_in_old_order(
     db_server: str,
 ) -> None:
-    name = "kehu_test_migr_events_" + database.TEMPLATE[-8:]
-    admin = await database._admin(db_server)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = database.with_database(db_server, name)
+    name, url = await database.create_empty(db_server, "kehu_test_migr_events")
     customer = uuid.uuid4()
     try:
         await asyncio.to_thread(upgrade, url, "20261125_0001")

@@ -16,14 +16,8 @@ UNREACHABLE = "postgresql://postgres@127.0.0.1:1/kehu"
 @pytest.fixture
 async def empty_database(db_server: str) -> AsyncIterator[str]:
     """A database that exists but has never been migrated."""
-    name = "kehu_test_unmigrated_" + database.TEMPLATE[-8:]
-    admin = await database._admin(db_server)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield database.with_database(db_server, name)
+    name, url = await database.create_empty(db_server, "kehu_test_unmigrated")
+    yield url
     await database.drop(db_server, name)
 
 
