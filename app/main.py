@@ -7,6 +7,7 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
 from app.api import deps
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
 
     # Swagger UI and ReDoc served from the package, not a CDN: the docs work on closed networks too.
     app = FastAPIOffline(
+        generate_unique_id_function=operation_id,
         title="Kehu",
         version="0.1.0",
         summary="A headless, async CRM service.",
@@ -120,7 +122,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.include_router(ops_router)
     from app.api.graphql.schema import graphql_router
 
-    app.include_router(graphql_router(settings), prefix="/graphql")
+    app.include_router(graphql_router(settings), prefix="/graphql", include_in_schema=False)
     app.add_middleware(RequestContextMiddleware)
     if settings.cors_origins:
         # Outside the request middleware, so every answer (errors and 500s included) carries the
@@ -147,6 +149,13 @@ def _sequencer_dsn(database_url: str | None) -> str | None:
         structlog.get_logger("kehu").warning("event_sequencer_not_started", reason="no database")
         return None
     return db.plain_url(engine.url.render_as_string(hide_password=False))
+
+
+def operation_id(route: APIRoute) -> str:
+    """The endpoint function's name in camelCase (`get_customer` → `getCustomer`): what generated
+    clients call their methods, instead of FastAPI's `get_customer_v1_customers__customer_id__get`."""
+    head, *rest = route.name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
 
 
 def _finish_openapi(app: FastAPI) -> None:

@@ -45,7 +45,7 @@ def settings() -> Settings:
 @pytest.fixture
 async def app(database_url: str, settings: Settings) -> AsyncIterator[FastAPI]:
     deps.reset_rate_limiter()
-    deps.caller_cache._entries.clear()
+    deps.caller_cache.clear()
     application = create_app(settings)
     async with LifespanManager(application):
         yield application

@@ -62,6 +62,10 @@ class _CallerCache:
             self._entries.clear()
         self._entries[key_hash] = (time.monotonic() + _KEY_CACHE_SECONDS, caller)
 
+    def clear(self) -> None:
+        """Forget every resolved key (tests that rebuild the app or its database)."""
+        self._entries.clear()
+
     def forget(self, key_id: object) -> None:
         for key_hash, (_, caller) in list(self._entries.items()):
             if caller.key_id == key_id:

@@ -138,7 +138,7 @@ async def list_customers(
     description="Matches on `external_id`, then `email`. One transaction; one result per item "
     "(an invalid item is reported and skipped, the others are written).",
 )
-async def batch_upsert(
+async def upsert_customers_batch(
     body: CustomerBatch, caller: CallerDep, session: SessionDep
 ) -> CustomerBatchResult:
     return await service.batch_upsert(session, caller, body)

@@ -230,7 +230,7 @@ async def test_if_match(client) -> None:
 
 @pytest.fixture
 async def limited_client(database_url: str, admin_key: str) -> AsyncIterator[httpx.AsyncClient]:
-    deps.caller_cache._entries.clear()
+    deps.caller_cache.clear()
     application: FastAPI = create_app(
         Settings(log_json=True, log_level="warning", rate_limit="3/minute")
     )

@@ -85,7 +85,7 @@ async def test_invalid_keys_are_throttled_per_address(
         assert throttled.headers["content-type"].startswith("application/problem+json")
         assert int(throttled.headers["retry-after"]) >= 1
     assert len(lookups) == 3  # refused without a database lookup
-    deps.caller_cache._entries.clear()  # even once its cache entry expired, the valid key works
+    deps.caller_cache.clear()  # even once its cache entry expired, the valid key works
     assert (await limited.get("/v1/customers", headers=valid)).status_code == 200
     # Another address is not affected.
     transport = limited._transport

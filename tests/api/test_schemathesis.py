@@ -128,7 +128,7 @@ def api_key(db_server: str) -> Iterator[str]:
     """A migrated database for the whole module, the app on it, and an admin key."""
     name, url = _run(database.clone(db_server))
     key = _run(_admin_key(url))
-    deps.caller_cache._entries.clear()
+    deps.caller_cache.clear()
     module_app.target = create_app(
         # Schemathesis sends invalid keys on purpose (ignored_auth) thousands of times: lift both
         # limits so it sees the 401s it checks for instead of the throttle.
