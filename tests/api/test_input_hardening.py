@@ -2,6 +2,8 @@
 stored is lost or half-written."""
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx2 as httpx
@@ -324,7 +326,9 @@ async def test_if_match_is_strong(client: httpx.AsyncClient) -> None:
 # --- CORS ---------------------------------------------------------------------------------------
 
 
-async def cors_app_client(database_url: str, origins: str | None) -> Any:
+@asynccontextmanager
+async def cors_app_client(origins: str | None) -> AsyncIterator[httpx.AsyncClient]:
+    """An unauthenticated client of an app built with these CORS origins (None: the default)."""
     from asgi_lifespan import LifespanManager
 
     from app.core.config import Settings
@@ -332,7 +336,13 @@ async def cors_app_client(database_url: str, origins: str | None) -> Any:
 
     env = {"cors_origins": origins} if origins is not None else {}
     application = create_app(Settings(log_json=True, log_level="warning", **env))
-    return application, LifespanManager(application)
+    async with (
+        LifespanManager(application),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=application), base_url="http://kehu.test"
+        ) as http,
+    ):
+        yield http
 
 
 PREFLIGHT = {
@@ -343,15 +353,7 @@ PREFLIGHT = {
 
 
 async def test_cors_preflight_and_exposed_headers(database_url: str, admin_key: str) -> None:
-    application, lifespan = await cors_app_client(
-        database_url, "https://app.example.com, https://admin.example.com"
-    )
-    async with (
-        lifespan,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=application), base_url="http://kehu.test"
-        ) as http,
-    ):
+    async with cors_app_client("https://app.example.com, https://admin.example.com") as http:
         preflight = await http.options("/v1/customers/x", headers=PREFLIGHT)
         assert preflight.status_code == 200
         assert preflight.headers["access-control-allow-origin"] == "https://app.example.com"
@@ -407,13 +409,7 @@ async def test_cors_is_off_by_default(database_url: str) -> None:
         "https://a.example",
         "https://b.example",
     ]
-    application, lifespan = await cors_app_client(database_url, None)
-    async with (
-        lifespan,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=application), base_url="http://kehu.test"
-        ) as http,
-    ):
+    async with cors_app_client(None) as http:
         preflight = await http.options("/v1/customers", headers=PREFLIGHT)
         assert "access-control-allow-origin" not in preflight.headers
         simple = await http.get("/healthz", headers={"Origin": "https://app.example.com"})
