@@ -1,5 +1,9 @@
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+"""The fixtures every test can ask for: a database per test, the app on it, keys and clients.
+
+Helpers are not here: build data with tests.fixtures.factories, call and check the API with
+tests.fixtures.api."""
+
+from collections.abc import AsyncIterator
 
 import httpx2 as httpx
 import pytest
@@ -7,14 +11,11 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from app.api import deps
-from app.apikeys import service as apikeys
-from app.apikeys.schemas import ApiKeyCreate
 from app.core.config import Settings
 from app.db import engine as db
 from app.main import create_app
 from tests.fixtures import database
-
-KeyFactory = Callable[..., Awaitable[str]]
+from tests.fixtures.factories import KeyFactory, bearer, create_api_key
 
 
 @pytest.fixture(scope="session")
@@ -56,10 +57,7 @@ async def app(database_url: str, settings: Settings) -> AsyncIterator[FastAPI]:
 async def make_key(database_url: str) -> KeyFactory:
     async def make(*scopes: str, name: str = "test") -> str:
         async with db.unit_of_work() as session:
-            _, secret = await apikeys.create_key(
-                session, None, ApiKeyCreate(name=name, scopes=list(scopes) or ["admin"])
-            )
-        return secret
+            return await create_api_key(session, *scopes, name=name)
 
     return make
 
@@ -76,25 +74,14 @@ async def client(app: FastAPI, admin_key: str) -> AsyncIterator[httpx.AsyncClien
     async with httpx.AsyncClient(
         transport=transport,
         base_url="http://kehu.test",
-        headers={"Authorization": f"Bearer {admin_key}"},
+        headers=bearer(admin_key),
     ) as http:
         yield http
 
 
 @pytest.fixture
-def anon(app: FastAPI) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://kehu.test")
-
-
-def customer_body(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "first_name": "Wei",
-        "last_name": "Wang",
-        "email": "wei.wang@example.com",
-        "phone": "+8613800138000",
-        "country": "CN",
-        "city": "Shanghai",
-        "tags": ["outdoor"],
-    }
-    body.update(overrides)
-    return body
+async def anon(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client that presents no key."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://kehu.test") as http:
+        yield http

@@ -1,46 +1,27 @@
+"""Conventions every REST resource follows: auth, problem documents, paging, idempotency, ETags,
+rate limits."""
+
 import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx2 as httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from sqlalchemy import func, select
 
 from app.api import deps
 from app.core.config import Settings
-from app.customers.models import Customer
-from app.db import read_session
 from app.main import create_app
-from tests.conftest import customer_body
-
-PROBLEM = "application/problem+json"
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM
-    body = response.json()
-    assert body["status"] == status
-    assert body["code"] == code
-    assert body["type"] == f"urn:kehu:problem:{code}"
-    assert body["title"]
-    assert body["detail"]
-    assert body["request_id"] == response.headers["x-request-id"]
-    return body
-
-
-async def count_customers() -> int:
-    async with read_session() as session:
-        return int((await session.execute(select(func.count()).select_from(Customer))).scalar())
-
+from tests.fixtures.api import assert_problem, count_customers
+from tests.fixtures.factories import KeyFactory, bearer, customer_body
 
 # --- auth and scopes ---------------------------------------------------------------------------
 
 
-async def test_missing_and_invalid_key_are_401(anon) -> None:
+async def test_missing_and_invalid_key_are_401(anon: httpx.AsyncClient) -> None:
     response = await anon.get("/v1/customers")
     assert_problem(response, 401, "unauthorized")
     assert response.headers["www-authenticate"].startswith("Bearer")
@@ -48,9 +29,8 @@ async def test_missing_and_invalid_key_are_401(anon) -> None:
     assert_problem(bad, 401, "invalid_api_key")
 
 
-async def test_missing_scope_is_403(anon, make_key) -> None:
-    key = await make_key("customers:read")
-    headers = {"Authorization": f"Bearer {key}"}
+async def test_missing_scope_is_403(anon: httpx.AsyncClient, make_key: KeyFactory) -> None:
+    headers = bearer(await make_key("customers:read"))
     assert (await anon.get("/v1/customers", headers=headers)).status_code == 200
     denied = await anon.post("/v1/customers", json=customer_body(), headers=headers)
     assert_problem(denied, 403, "missing_scope")
@@ -58,7 +38,7 @@ async def test_missing_scope_is_403(anon, make_key) -> None:
     assert_problem(await anon.get("/v1/events", headers=headers), 403, "missing_scope")
 
 
-async def test_request_id_is_returned_and_kept(client) -> None:
+async def test_request_id_is_returned_and_kept(client: httpx.AsyncClient) -> None:
     fresh = await client.get("/v1/customers")
     assert len(fresh.headers["x-request-id"]) == 32
     kept = await client.get("/v1/customers", headers={"X-Request-ID": "abc-123"})
@@ -70,12 +50,12 @@ async def test_request_id_is_returned_and_kept(client) -> None:
 # --- problem shapes ----------------------------------------------------------------------------
 
 
-async def test_unknown_route_and_method(client) -> None:
+async def test_unknown_route_and_method(client: httpx.AsyncClient) -> None:
     assert_problem(await client.get("/v1/nowhere"), 404, "not_found")
     assert_problem(await client.put("/v1/customers"), 405, "method_not_allowed")
 
 
-async def test_malformed_json_is_422(client) -> None:
+async def test_malformed_json_is_422(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/v1/customers", content=b"{not json", headers={"content-type": "application/json"}
     )
@@ -83,7 +63,7 @@ async def test_malformed_json_is_422(client) -> None:
     assert body["errors"]
 
 
-async def test_unknown_field_and_wrong_types_are_422(client) -> None:
+async def test_unknown_field_and_wrong_types_are_422(client: httpx.AsyncClient) -> None:
     unknown = await client.post("/v1/customers", json=customer_body(shoe_size=42))
     body = assert_problem(unknown, 422, "validation_failed")
     assert any(e["field"].endswith("shoe_size") for e in body["errors"])
@@ -94,7 +74,7 @@ async def test_unknown_field_and_wrong_types_are_422(client) -> None:
     assert await count_customers() == 0
 
 
-async def test_nul_bytes_are_refused(client) -> None:
+async def test_nul_bytes_are_refused(client: httpx.AsyncClient) -> None:
     response = await client.post("/v1/customers", json=customer_body(first_name="We\x00i"))
     assert_problem(response, 422, "validation_failed")
     attrs = await client.post("/v1/customers", json=customer_body(attributes={"k": "a\x00"}))
@@ -103,7 +83,7 @@ async def test_nul_bytes_are_refused(client) -> None:
     assert_problem(query, 422, "validation_failed")
 
 
-async def test_body_over_one_mib_is_413(client) -> None:
+async def test_body_over_one_mib_is_413(client: httpx.AsyncClient) -> None:
     big = json.dumps(customer_body(notes="x" * (1024 * 1024 + 10))).encode()
     response = await client.post(
         "/v1/customers", content=big, headers={"content-type": "application/json"}
@@ -124,7 +104,7 @@ async def test_body_over_one_mib_is_413(client) -> None:
 # --- pagination ---------------------------------------------------------------------------------
 
 
-async def test_limit_bounds_and_bad_cursor(client) -> None:
+async def test_limit_bounds_and_bad_cursor(client: httpx.AsyncClient) -> None:
     for limit in (0, 101, -1):
         response = await client.get("/v1/customers", params={"limit": limit})
         assert_problem(response, 422, "validation_failed")
@@ -134,7 +114,7 @@ async def test_limit_bounds_and_bad_cursor(client) -> None:
         assert_problem(response, 400, "invalid_cursor")
 
 
-async def test_cursor_paging_walks_every_row_once(client) -> None:
+async def test_cursor_paging_walks_every_row_once(client: httpx.AsyncClient) -> None:
     items = [{"first_name": f"p{i:02d}", "external_id": f"p-{i}"} for i in range(23)]
     assert (await client.post("/v1/customers/batch", json={"items": items})).status_code == 200
     for sort in ("-created_at", "created_at", "updated_at"):
@@ -142,7 +122,9 @@ async def test_cursor_paging_walks_every_row_once(client) -> None:
         cursor = None
         pages = 0
         while True:
-            params = {"limit": 5, "sort": sort} | ({"cursor": cursor} if cursor else {})
+            params: dict[str, Any] = {"limit": 5, "sort": sort} | (
+                {"cursor": cursor} if cursor else {}
+            )
             page = (await client.get("/v1/customers", params=params)).json()
             seen += [c["id"] for c in page["data"]]
             pages += 1
@@ -163,34 +145,36 @@ async def test_cursor_paging_walks_every_row_once(client) -> None:
 # --- idempotency -------------------------------------------------------------------------------
 
 
-async def test_idempotency_key_replays(client) -> None:
+async def test_idempotency_key_replays(client: httpx.AsyncClient) -> None:
     headers = {"Idempotency-Key": "create-1"}
-    first = await client.post("/v1/customers", json=customer_body(), headers=headers)
+    body = customer_body()
+    first = await client.post("/v1/customers", json=body, headers=headers)
     assert first.status_code == 201
     assert "idempotent-replayed" not in first.headers
-    second = await client.post("/v1/customers", json=customer_body(), headers=headers)
+    second = await client.post("/v1/customers", json=body, headers=headers)
     assert second.status_code == 201
     assert second.headers["idempotent-replayed"] == "true"
     assert second.json() == first.json()
     assert second.headers["etag"] == first.headers["etag"]
     assert second.headers["location"] == first.headers["location"]
     assert await count_customers() == 1
-    other = await client.post("/v1/customers", json=customer_body(first_name="Li"), headers=headers)
+    other = await client.post("/v1/customers", json={**body, "first_name": "Li"}, headers=headers)
     assert_problem(other, 422, "idempotency_key_reused")
     assert await count_customers() == 1
 
 
-async def test_invalid_idempotency_key(client) -> None:
+async def test_invalid_idempotency_key(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/v1/customers", json=customer_body(), headers={"Idempotency-Key": "k" * 256}
     )
     assert_problem(response, 400, "invalid_idempotency_key")
 
 
-async def test_concurrent_same_key_creates_once(client) -> None:
+async def test_concurrent_same_key_creates_once(client: httpx.AsyncClient) -> None:
     headers = {"Idempotency-Key": "race-1"}
+    body = customer_body()
     responses = await asyncio.gather(
-        *(client.post("/v1/customers", json=customer_body(), headers=headers) for _ in range(2))
+        *(client.post("/v1/customers", json=body, headers=headers) for _ in range(2))
     )
     statuses = sorted(r.status_code for r in responses)
     assert statuses in ([201, 201], [201, 409]), statuses
@@ -207,7 +191,7 @@ async def test_concurrent_same_key_creates_once(client) -> None:
 # --- ETag / If-Match ---------------------------------------------------------------------------
 
 
-async def test_if_match(client) -> None:
+async def test_if_match(client: httpx.AsyncClient) -> None:
     created = await client.post("/v1/customers", json=customer_body())
     url = created.headers["location"]
     stale = created.headers["etag"]
@@ -239,14 +223,14 @@ async def limited_client(database_url: str, admin_key: str) -> AsyncIterator[htt
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=application),
             base_url="http://kehu.test",
-            headers={"Authorization": f"Bearer {admin_key}"},
+            headers=bearer(admin_key),
         ) as http,
     ):
         yield http
     deps.reset_rate_limiter()
 
 
-async def test_rate_limit(limited_client) -> None:
+async def test_rate_limit(limited_client: httpx.AsyncClient) -> None:
     remaining = []
     for _ in range(3):
         response = await limited_client.get("/v1/customers")
@@ -261,21 +245,6 @@ async def test_rate_limit(limited_client) -> None:
     assert int(limited.headers["ratelimit-reset"]) <= 60
 
 
-async def test_unknown_customer_id_type(client) -> None:
+async def test_unknown_customer_id_type(client: httpx.AsyncClient) -> None:
     assert_problem(await client.get("/v1/customers/not-a-uuid"), 422, "validation_failed")
     assert (await client.get(f"/v1/customers/{uuid.uuid4()}")).status_code == 404
-
-
-async def test_api_key_creation_refuses_idempotency_key(client) -> None:
-    """A replay would have to store the new key's secret, which is never stored."""
-    response = await client.post(
-        "/v1/api-keys",
-        json={"name": "shop", "scopes": ["customers:read"]},
-        headers={"Idempotency-Key": "key-1"},
-    )
-    assert_problem(response, 400, "idempotency_not_supported")
-    keys = (await client.get("/v1/api-keys")).json()["data"]
-    assert [k["name"] for k in keys] == ["test"]
-    created = await client.post("/v1/api-keys", json={"name": "shop", "scopes": ["admin"]})
-    assert created.status_code == 201
-    assert created.json()["key"].startswith("kehu_")

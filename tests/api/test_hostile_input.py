@@ -28,7 +28,7 @@ from pydantic import BaseModel
 from app.api.graphql.schema import build_schema
 from app.core.config import Settings
 from app.main import create_app
-from tests.conftest import KeyFactory, customer_body
+from tests.fixtures.factories import KeyFactory, camel, customer_body
 
 PROBLEM = "application/problem+json"
 WRITE_METHODS = {"POST", "PATCH", "PUT", "DELETE"}
@@ -166,12 +166,7 @@ VALID: dict[str, Any] = {
 }
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
-VALID_INPUT = {_camel(k): v for k, v in VALID.items() if k not in ("name", "scopes")}
+VALID_INPUT = {camel(k): v for k, v in VALID.items() if k not in ("name", "scopes")}
 POISON_TEXT = ["\x00", "\ud800", "\udfff", "a\x00b", "x\udbff"]
 POISON_NUMBERS = [_RAW + lit for lit in LITERALS]
 

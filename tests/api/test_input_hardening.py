@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from app.customers.models import Customer
 from app.db import read_session
-from tests.api.test_conventions import assert_problem, count_customers
-from tests.conftest import customer_body
+from tests.fixtures.api import assert_problem, count_customers
+from tests.fixtures.factories import bearer, customer_body
 
 JSON = {"content-type": "application/json"}
 
@@ -368,7 +368,7 @@ async def test_cors_preflight_and_exposed_headers(database_url: str, admin_key: 
 
         actual = await http.get(
             "/v1/customers",
-            headers={"Origin": "https://admin.example.com", "Authorization": f"Bearer {admin_key}"},
+            headers={"Origin": "https://admin.example.com", **bearer(admin_key)},
         )
         assert actual.status_code == 200
         assert actual.headers["access-control-allow-origin"] == "https://admin.example.com"

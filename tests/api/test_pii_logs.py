@@ -20,7 +20,7 @@ from app.core.config import Settings
 from app.core.logging import safe_traceback
 from app.customers import repository
 from app.main import create_app
-from tests.conftest import KeyFactory
+from tests.fixtures.factories import KeyFactory, bearer
 
 TAG = secrets.token_hex(4)
 MARK_EMAIL = f"pii.{TAG}@marker-{TAG}.example"
@@ -112,9 +112,7 @@ async def test_marker_pii_never_appears_in_any_log(
     async with served(settings) as base:
         uvicorn_logger.addHandler(caplog.handler)
         try:
-            async with httpx.AsyncClient(
-                base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30
-            ) as http:
+            async with httpx.AsyncClient(base_url=base, headers=bearer(key), timeout=30) as http:
                 created = await http.post("/v1/customers", json=body())
                 assert created.status_code == 201, created.text
                 duplicate = await http.post("/v1/customers", json=body(external_id=TAG))

@@ -5,31 +5,37 @@ from collections.abc import AsyncIterator
 import httpx2 as httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 
 from app.api import deps
 from app.apikeys import service as apikeys
 from app.core.config import Settings
 from app.main import create_app
-from tests.conftest import KeyFactory, customer_body
+from tests.fixtures.factories import KeyFactory, bearer, customer_body
 
 
 @pytest.fixture
-async def limited(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+async def limited_app(database_url: str) -> AsyncIterator[FastAPI]:
     settings = Settings(
         log_json=True, log_level="warning", rate_limit="40/minute", auth_failure_limit="3/minute"
     )
     application = create_app(settings)
     async with LifespanManager(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://kehu.test") as http:
-            yield http
+        yield application
     deps.reset_rate_limiter()
+
+
+@pytest.fixture
+async def limited(limited_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=limited_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://kehu.test") as http:
+        yield http
 
 
 async def test_graphql_mutations_are_charged_per_root_field(
     limited: httpx.AsyncClient, make_key: KeyFactory
 ) -> None:
-    headers = {"Authorization": f"Bearer {await make_key('admin')}"}
+    headers = bearer(await make_key("admin"))
     aliased = " ".join(
         f'c{i}: createCustomer(input: {{firstName: "N{i}"}}) {{ customer {{ id }} }}'
         for i in range(30)
@@ -63,9 +69,12 @@ async def test_graphql_mutations_are_charged_per_root_field(
 
 
 async def test_invalid_keys_are_throttled_per_address(
-    limited: httpx.AsyncClient, make_key: KeyFactory, monkeypatch: pytest.MonkeyPatch
+    limited_app: FastAPI,
+    limited: httpx.AsyncClient,
+    make_key: KeyFactory,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    valid = {"Authorization": f"Bearer {await make_key('customers:read')}"}
+    valid = bearer(await make_key("customers:read"))
     assert (await limited.get("/v1/customers", headers=valid)).status_code == 200
     lookups: list[str] = []
     real = apikeys.authenticate
@@ -88,10 +97,8 @@ async def test_invalid_keys_are_throttled_per_address(
     deps.caller_cache.clear()  # even once its cache entry expired, the valid key works
     assert (await limited.get("/v1/customers", headers=valid)).status_code == 200
     # Another address is not affected.
-    transport = limited._transport
-    assert isinstance(transport, httpx.ASGITransport)
     other = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=transport.app, client=("10.0.0.9", 4000)),
+        transport=httpx.ASGITransport(app=limited_app, client=("10.0.0.9", 4000)),
         base_url="http://kehu.test",
     )
     async with other:

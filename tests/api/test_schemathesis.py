@@ -22,12 +22,11 @@ from schemathesis.specs.openapi import checks as openapi_checks
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api import deps
-from app.apikeys import service as apikeys
-from app.apikeys.schemas import ApiKeyCreate
 from app.core.config import Settings
 from app.db import engine as db
 from app.main import create_app
 from tests.fixtures import database
+from tests.fixtures.factories import bearer, create_api_key
 
 T = TypeVar("T")
 CALLS: defaultdict[tuple[str, str], Counter[int]] = defaultdict(Counter)
@@ -71,12 +70,9 @@ async def _admin_key(url: str) -> str:
     engine = db.create_engine(url, pool_size=1)
     try:
         async with AsyncSession(engine) as session, session.begin():
-            _, secret = await apikeys.create_key(
-                session, None, ApiKeyCreate(name="schemathesis", scopes=["admin"])
-            )
+            return await create_api_key(session, "admin", name="schemathesis")
     finally:
         await engine.dispose()
-    return secret
 
 
 class _ModuleApp:
@@ -164,7 +160,7 @@ def test_rest_operation_conforms(operation: Any, api_key: str) -> None:
         suppress_health_check=list(HealthCheck),
     )
     def conforms(case: schemathesis.Case) -> None:
-        case.call_and_validate(headers={"Authorization": f"Bearer {api_key}"}, checks=CHECKS)
+        case.call_and_validate(headers=bearer(api_key), checks=CHECKS)
 
     conforms()
 

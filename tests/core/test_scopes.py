@@ -5,7 +5,7 @@ import uuid
 import httpx2 as httpx
 
 from app.core.auth import Caller
-from tests.conftest import KeyFactory, customer_body
+from tests.fixtures.factories import KeyFactory, bearer, create_customer
 
 
 def caller(*scopes: str) -> Caller:
@@ -25,8 +25,8 @@ def test_write_scope_includes_read_of_the_same_resource() -> None:
 async def test_writer_key_reads_customers_but_not_pii(
     client: httpx.AsyncClient, make_key: KeyFactory
 ) -> None:
-    created = (await client.post("/v1/customers", json=customer_body())).json()
-    writer = {"Authorization": f"Bearer {await make_key('customers:write')}"}
+    created = await create_customer(client)
+    writer = bearer(await make_key("customers:write"))
     one = await client.get(f"/v1/customers/{created['id']}", headers=writer)
     assert one.status_code == 200, one.text
     assert one.json()["first_name"] == "Wei"

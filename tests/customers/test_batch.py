@@ -1,8 +1,10 @@
-from tests.conftest import customer_body
+import httpx2 as httpx
+
+from tests.fixtures.factories import create_customer
 
 
-async def test_batch_upserts_per_item(client) -> None:
-    existing = (await client.post("/v1/customers", json=customer_body(external_id="ext-1"))).json()
+async def test_batch_upserts_per_item(client: httpx.AsyncClient) -> None:
+    existing = await create_customer(client, external_id="ext-1")
     items = [
         {"external_id": "ext-1", "city": "Hangzhou"},  # update by external_id
         {"email": "new@example.com", "first_name": "New"},  # create
@@ -23,7 +25,7 @@ async def test_batch_upserts_per_item(client) -> None:
     assert len(listed["data"]) == 2
 
 
-async def test_batch_limits(client) -> None:
+async def test_batch_limits(client: httpx.AsyncClient) -> None:
     too_many = {"items": [{"first_name": f"n{i}"} for i in range(1001)]}
     assert (await client.post("/v1/customers/batch", json=too_many)).status_code == 422
     assert (await client.post("/v1/customers/batch", json={"items": []})).status_code == 422

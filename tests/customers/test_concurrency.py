@@ -2,14 +2,18 @@
 
 import asyncio
 
+import httpx2 as httpx
+
 from app.db import read_session
 from app.events.models import Event
-from tests.conftest import customer_body
 from tests.fixtures.events import wait_stamped
+from tests.fixtures.factories import create_customer, customer_body
 
 
-async def test_concurrent_patches_with_the_same_if_match_let_exactly_one_win(client) -> None:
-    created = (await client.post("/v1/customers", json=customer_body())).json()
+async def test_concurrent_patches_with_the_same_if_match_let_exactly_one_win(
+    client: httpx.AsyncClient,
+) -> None:
+    created = await create_customer(client)
     url = f"/v1/customers/{created['id']}"
     responses = await asyncio.gather(
         *(
@@ -25,19 +29,22 @@ async def test_concurrent_patches_with_the_same_if_match_let_exactly_one_win(cli
     assert current["city"] == winner["city"]
 
 
-async def test_concurrent_creates_with_one_email_create_one_customer(client) -> None:
-    responses = await asyncio.gather(
-        *(client.post("/v1/customers", json=customer_body(phone=None)) for _ in range(8))
-    )
+async def test_concurrent_creates_with_one_email_create_one_customer(
+    client: httpx.AsyncClient,
+) -> None:
+    body = customer_body(phone=None, external_id=None)  # only the email is shared
+    responses = await asyncio.gather(*(client.post("/v1/customers", json=body) for _ in range(8)))
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [201] + [409] * 7
     assert {r.json()["code"] for r in responses if r.status_code == 409} == {"email_taken"}
-    listed = await client.get("/v1/customers", params={"email": "wei.wang@example.com"})
+    listed = await client.get("/v1/customers", params={"email": body["email"]})
     assert len(listed.json()["data"]) == 1
 
 
-async def test_concurrent_updates_get_gapless_per_customer_sequences(client) -> None:
-    created = (await client.post("/v1/customers", json=customer_body())).json()
+async def test_concurrent_updates_get_gapless_per_customer_sequences(
+    client: httpx.AsyncClient,
+) -> None:
+    created = await create_customer(client)
     url = f"/v1/customers/{created['id']}"
     responses = await asyncio.gather(
         *(client.patch(url, json={"attributes": {f"k{i}": i}}) for i in range(10))

@@ -1,39 +1,19 @@
 """Keys without pii:read: PII is null and named in redacted_fields, and neither filters, searches
 nor conflict messages tell them whose email or phone is on file."""
 
-from typing import Any
-
 import httpx2 as httpx
 
-from tests.conftest import KeyFactory, customer_body
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-async def gql(
-    client: httpx.AsyncClient, query: str, headers: dict[str, str], **variables: Any
-) -> dict[str, Any]:
-    response = await client.post(
-        "/graphql", json={"query": query, "variables": variables}, headers=headers
-    )
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
+from tests.fixtures.api import gql
+from tests.fixtures.factories import PHONE, KeyFactory, bearer, create_customer, customer_body
 
 
 async def test_redacted_fields_are_null_and_listed(
     client: httpx.AsyncClient, make_key: KeyFactory
 ) -> None:
-    full = (await client.post("/v1/customers", json=customer_body(birth_date="1990-05-01"))).json()
+    full = await create_customer(client, birth_date="1990-05-01")
     assert full["redacted_fields"] == []
     assert full["birth_date"] == "1990-05-01"
-    partial = (
-        await client.post(
-            "/v1/customers", json=customer_body(email=None, phone=None, external_id="x-1")
-        )
-    ).json()
+    partial = await create_customer(client, email=None, phone=None, external_id="x-1")
     reader = bearer(await make_key("customers:read"))
 
     one = (await client.get(f"/v1/customers/{full['id']}", headers=reader)).json()
@@ -45,17 +25,17 @@ async def test_redacted_fields_are_null_and_listed(
     assert [c["redacted_fields"] for c in listed] == [[], ["birth_date", "email", "phone"]]
 
     query = """query($id: ID!) { customer(id: $id) { email phone birthDate redactedFields } }"""
-    seen = await gql(client, query, reader, id=full["id"])
+    seen = await gql(client, query, {"id": full["id"]}, headers=reader)
     assert seen["data"]["customer"] == {
         "email": None,
         "phone": None,
         "birthDate": None,
         "redactedFields": ["birth_date", "email", "phone"],
     }
-    admin = await gql(client, query, {}, id=full["id"])
+    admin = await gql(client, query, {"id": full["id"]})
     assert admin["data"]["customer"] == {
-        "email": "wei.wang@example.com",
-        "phone": "+8613800138000",
+        "email": full["email"],
+        "phone": PHONE,
         "birthDate": "1990-05-01",
         "redactedFields": [],
     }
@@ -79,24 +59,23 @@ async def test_contracts_type_the_pii_fields(client: httpx.AsyncClient) -> None:
 
 
 async def test_pii_filters_need_pii_read(client: httpx.AsyncClient, make_key: KeyFactory) -> None:
-    await client.post("/v1/customers", json=customer_body())
+    email = (await create_customer(client))["email"]
     reader = bearer(await make_key("customers:read"))
-    for params in ({"email": "wei.wang@example.com"}, {"phone": "+8613800138000"}, {"email": "x"}):
+    for params in ({"email": email}, {"phone": PHONE}, {"email": "x"}):
         refused = await client.get("/v1/customers", params=params, headers=reader)
         assert refused.status_code == 403, refused.text
         assert refused.headers["content-type"].startswith("application/problem+json")
         assert refused.json()["code"] == "pii_read_required"
     pii = bearer(await make_key("customers:read", "pii:read"))
-    found = await client.get("/v1/customers", params={"email": "wei.wang@example.com"}, headers=pii)
+    found = await client.get("/v1/customers", params={"email": email}, headers=pii)
     assert len(found.json()["data"]) == 1
 
 
 async def test_free_text_search_matches_names_only_without_pii_read(
     client: httpx.AsyncClient, make_key: KeyFactory
 ) -> None:
-    await client.post(
-        "/v1/customers",
-        json=customer_body(first_name="Lin", last_name="Mei", email="zebra.secret@example.com"),
+    await create_customer(
+        client, first_name="Lin", last_name="Mei", email="zebra.secret@example.com"
     )
     reader = bearer(await make_key("customers:read"))
     pii = bearer(await make_key("customers:read", "pii:read"))
@@ -109,7 +88,7 @@ async def test_free_text_search_matches_names_only_without_pii_read(
     list_query = "query($q: String) { customers(first: 5, q: $q) { edges { node { firstName } } } }"
 
     async def graphql(q: str, headers: dict[str, str]) -> list[str]:
-        body = await gql(client, list_query, headers, q=q)
+        body = await gql(client, list_query, {"q": q}, headers=headers)
         return [e["node"]["firstName"] for e in body["data"]["customers"]["edges"]]
 
     for search in (rest, graphql):
@@ -124,12 +103,14 @@ async def test_free_text_search_matches_names_only_without_pii_read(
 
 
 async def test_email_taken_does_not_name_the_holder(client: httpx.AsyncClient) -> None:
-    holder = (await client.post("/v1/customers", json=customer_body(external_id="h-1"))).json()
-    again = await client.post("/v1/customers", json=customer_body(external_id="other"))
+    holder = await create_customer(client, external_id="h-1")
+    again = await client.post(
+        "/v1/customers", json=customer_body(external_id="other", email=holder["email"])
+    )
     assert again.status_code == 409
     assert again.json()["code"] == "email_taken"
     assert holder["id"] not in again.text
-    other = (await client.post("/v1/customers", json=customer_body(email="b@example.com"))).json()
+    other = await create_customer(client, email="b@example.com")
     patched = await client.patch(f"/v1/customers/{other['id']}", json={"email": holder["email"]})
     assert patched.status_code == 409
     assert holder["id"] not in patched.text
@@ -142,6 +123,6 @@ async def test_email_taken_does_not_name_the_holder(client: httpx.AsyncClient) -
     assert holder["id"] not in batch.text
     mutation = """mutation($input: CustomerCreateInput!) {
       createCustomer(input: $input) { customer { id } } }"""
-    body = await gql(client, mutation, {}, input={"email": holder["email"], "externalId": "g-1"})
+    body = await gql(client, mutation, {"input": {"email": holder["email"], "externalId": "g-1"}})
     assert body["errors"][0]["extensions"]["code"] == "email_taken"
     assert holder["id"] not in str(body)

@@ -1,38 +1,41 @@
 """Profile rules that hold across create, PATCH and GraphQL: countries, phones, attribute limits."""
 
+import httpx2 as httpx
 import pytest
 
 from app.customers.schemas import MAX_ATTRIBUTES, MAX_ATTRIBUTES_BYTES
-from tests.api.test_graphql import gql
-from tests.conftest import customer_body
+from tests.fixtures.api import gql
+from tests.fixtures.factories import create_customer, customer_body
 
 
-def _fields(response) -> dict[str, str]:
+def _fields(response: httpx.Response) -> dict[str, str]:
     return {e["field"]: e["message"] for e in response.json().get("errors", [])}
 
 
 @pytest.mark.parametrize("code", ["AQ", "BV", "GS", "HM", "PN", "TF", "UM", "cn"])
-async def test_every_iso_3166_code_is_a_country(client, code: str) -> None:
+async def test_every_iso_3166_code_is_a_country(client: httpx.AsyncClient, code: str) -> None:
     response = await client.post("/v1/customers", json={"first_name": "A", "country": code})
     assert response.status_code == 201, response.text
     assert response.json()["country"] == code.upper()
 
 
 @pytest.mark.parametrize("code", ["AC", "TA", "XK", "EU", "UK"])
-async def test_codes_outside_iso_3166_are_refused(client, code: str) -> None:
+async def test_codes_outside_iso_3166_are_refused(client: httpx.AsyncClient, code: str) -> None:
     response = await client.post("/v1/customers", json={"first_name": "A", "country": code})
     assert response.status_code == 422
     assert "body.country" in _fields(response)
 
 
-async def test_an_invalid_phone_is_reported_at_the_phone_field(client) -> None:
+async def test_an_invalid_phone_is_reported_at_the_phone_field(client: httpx.AsyncClient) -> None:
     response = await client.post("/v1/customers", json=customer_body(phone="12"))
     assert response.status_code == 422
     assert set(_fields(response)) == {"body.phone"}
 
 
-async def test_patch_reads_a_national_phone_in_the_stored_country(client) -> None:
-    created = (await client.post("/v1/customers", json=customer_body(country="CN"))).json()
+async def test_patch_reads_a_national_phone_in_the_stored_country(
+    client: httpx.AsyncClient,
+) -> None:
+    created = await create_customer(client, country="CN")
     patched = await client.patch(f"/v1/customers/{created['id']}", json={"phone": "13800138999"})
     assert patched.status_code == 200, patched.text
     assert patched.json()["phone"] == "+8613800138999"
@@ -44,7 +47,9 @@ async def test_patch_reads_a_national_phone_in_the_stored_country(client) -> Non
     assert moved.json()["phone"] == "+4930901820"
 
 
-async def test_patch_national_phone_without_any_country_is_a_field_error(client) -> None:
+async def test_patch_national_phone_without_any_country_is_a_field_error(
+    client: httpx.AsyncClient,
+) -> None:
     created = (await client.post("/v1/customers", json={"first_name": "NoCountry"})).json()
     response = await client.patch(f"/v1/customers/{created['id']}", json={"phone": "13800138999"})
     assert response.status_code == 422
@@ -54,8 +59,10 @@ async def test_patch_national_phone_without_any_country_is_a_field_error(client)
     assert unchanged["version"] == 1
 
 
-async def test_graphql_update_reads_national_phone_in_stored_country(client) -> None:
-    created = (await client.post("/v1/customers", json=customer_body(country="CN"))).json()
+async def test_graphql_update_reads_national_phone_in_stored_country(
+    client: httpx.AsyncClient,
+) -> None:
+    created = await create_customer(client, country="CN")
     mutation = """mutation($id: ID!, $phone: String) {
         updateCustomer(id: $id, input: {phone: $phone}) { customer { phone } } }"""
     body = await gql(client, mutation, {"id": created["id"], "phone": "13800138999"})
@@ -67,7 +74,7 @@ async def test_graphql_update_reads_national_phone_in_stored_country(client) -> 
     assert [e["field"] for e in error["errors"]] == ["input.phone"]
 
 
-async def test_attribute_count_limit_holds_on_the_merged_result(client) -> None:
+async def test_attribute_count_limit_holds_on_the_merged_result(client: httpx.AsyncClient) -> None:
     created = (await client.post("/v1/customers", json={"first_name": "Attrs"})).json()
     url = f"/v1/customers/{created['id']}"
     chunk = MAX_ATTRIBUTES * 2 // 5  # two PATCHes fit, the third goes over
@@ -87,7 +94,9 @@ async def test_attribute_count_limit_holds_on_the_merged_result(client) -> None:
     assert len(response.json()["attributes"]) == 2 * chunk
 
 
-async def test_attribute_total_size_is_capped_on_create_and_patch(client) -> None:
+async def test_attribute_total_size_is_capped_on_create_and_patch(
+    client: httpx.AsyncClient,
+) -> None:
     big = {f"k{i}": "x" * 1900 for i in range(MAX_ATTRIBUTES_BYTES // 1900 + 1)}
     response = await client.post("/v1/customers", json={"first_name": "Big", "attributes": big})
     assert response.status_code == 422

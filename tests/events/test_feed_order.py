@@ -7,14 +7,16 @@ import uuid
 from collections import defaultdict
 from typing import Any
 
+import httpx2 as httpx
+
 from app.core.auth import Caller
 from app.customers import service as customers
 from app.customers.schemas import CustomerCreate, CustomerUpdate
 from app.db import engine as db
 from app.db import read_session, unit_of_work
 from app.events import service as events
-from tests.conftest import customer_body
 from tests.fixtures.events import all_events, wait_stamped
+from tests.fixtures.factories import customer_body
 
 ADMIN = Caller(key_id=uuid.uuid4(), name="test", scopes=frozenset({"admin"}))
 CUSTOMERS = 20
@@ -30,9 +32,9 @@ async def _page(cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], s
         )
 
 
-async def _read_all(limit: int, client=None) -> list[dict[str, Any]]:
+async def _read_all(limit: int, client: httpx.AsyncClient | None = None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    cursor = None
+    cursor: str | None = None
     while True:
         if client is None:
             page, cursor, has_more = await _page(cursor, limit)
@@ -54,7 +56,9 @@ async def _create(email: str) -> uuid.UUID:
         return row.id
 
 
-async def test_concurrent_writers_and_readers_see_commit_order(client, database_url) -> None:
+async def test_concurrent_writers_and_readers_see_commit_order(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
     # 16 writers need 16 connections at once, plus the readers.
     await db.dispose()
     db.configure(db.create_engine(database_url, pool_size=WRITERS + READERS + 4))

@@ -77,7 +77,7 @@ async def test_sequencer_survives_a_missing_then_unmigrated_database(db_server: 
     try:
         await asyncio.sleep(0.5)  # the database does not exist yet
         assert not task.done()
-        admin = await database._admin(db_server)
+        admin = await database.admin_connection(db_server)
         try:
             await admin.execute(f'CREATE DATABASE "{name}"')
         finally:

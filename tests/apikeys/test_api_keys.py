@@ -1,10 +1,12 @@
-"""API keys over REST: paging, and never revoking the last active admin key."""
+"""API keys over REST: paging, no idempotent creation, and never revoking the last active admin
+key."""
 
 import asyncio
 
 import httpx2 as httpx
 
-from tests.conftest import KeyFactory
+from tests.fixtures.api import assert_problem
+from tests.fixtures.factories import KeyFactory, bearer
 
 
 async def _key_id(client: httpx.AsyncClient, name: str) -> str:
@@ -45,16 +47,12 @@ async def test_two_admin_keys_revoking_each_other_at_once_leave_one(
         # Leave exactly these two admin keys active.
         retire = await client.delete(
             f"/v1/api-keys/{await _key_id(client, current)}",
-            headers={"Authorization": f"Bearer {first}"},
+            headers=bearer(first),
         )
         assert retire.status_code == 204
         responses = await asyncio.gather(
-            client.delete(
-                f"/v1/api-keys/{second_id}", headers={"Authorization": f"Bearer {first}"}
-            ),
-            client.delete(
-                f"/v1/api-keys/{first_id}", headers={"Authorization": f"Bearer {second}"}
-            ),
+            client.delete(f"/v1/api-keys/{second_id}", headers=bearer(first)),
+            client.delete(f"/v1/api-keys/{first_id}", headers=bearer(second)),
         )
         statuses = sorted(r.status_code for r in responses)
         assert statuses[0] == 204, [r.text for r in responses]
@@ -62,7 +60,7 @@ async def test_two_admin_keys_revoking_each_other_at_once_leave_one(
         survivor, current = (
             (first, first_name) if responses[0].status_code == 204 else (second, second_name)
         )
-        client.headers["Authorization"] = f"Bearer {survivor}"
+        client.headers.update(bearer(survivor))
         listed = (await client.get("/v1/api-keys", params={"limit": 100})).json()["data"]
         assert sum(1 for k in listed if "admin" in k["scopes"] and k["revoked_at"] is None) == 1
 
@@ -96,3 +94,18 @@ async def test_list_pages_with_signed_cursors(
     tampered = await client.get("/v1/api-keys", params={"limit": 1, "cursor": "x" + str(cursor)})
     assert tampered.status_code == 400
     assert tampered.json()["code"] == "invalid_cursor"
+
+
+async def test_api_key_creation_refuses_idempotency_key(client: httpx.AsyncClient) -> None:
+    """A replay would have to store the new key's secret, which is never stored."""
+    response = await client.post(
+        "/v1/api-keys",
+        json={"name": "shop", "scopes": ["customers:read"]},
+        headers={"Idempotency-Key": "key-1"},
+    )
+    assert_problem(response, 400, "idempotency_not_supported")
+    keys = (await client.get("/v1/api-keys")).json()["data"]
+    assert [k["name"] for k in keys] == ["test"]
+    created = await client.post("/v1/api-keys", json={"name": "shop", "scopes": ["admin"]})
+    assert created.status_code == 201
+    assert created.json()["key"].startswith("kehu_")
