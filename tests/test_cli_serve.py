@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx2 as httpx
 
@@ -18,7 +19,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_serve_starts_against_an_unreachable_database_and_reports_not_ready(tmp_path) -> None:
+def test_serve_starts_against_an_unreachable_database_and_reports_not_ready(tmp_path: Path) -> None:
     port = _free_port()
     env = {
         **os.environ,

@@ -1,10 +1,12 @@
 import re
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 import httpx2 as httpx
 
+from app.core.config import Settings
 
-async def test_healthz(anon) -> None:
+
+async def test_healthz(anon: httpx.AsyncClient) -> None:
     response = await anon.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
@@ -18,7 +20,9 @@ async def _execute(database_url: str, statement: str) -> None:
         await conn.close()
 
 
-async def test_readyz_ok_then_migrations_pending(anon, database_url) -> None:
+async def test_readyz_ok_then_migrations_pending(
+    anon: httpx.AsyncClient, database_url: str
+) -> None:
     ready = await anon.get("/readyz")
     assert ready.status_code == 200, ready.text
     assert ready.json()["status"] == "ready"
@@ -31,7 +35,9 @@ async def test_readyz_ok_then_migrations_pending(anon, database_url) -> None:
     assert (await anon.get("/readyz")).json()["code"] == "migrations_pending"
 
 
-async def test_metrics_is_prometheus_text(client, anon) -> None:
+async def test_metrics_is_prometheus_text(
+    client: httpx.AsyncClient, anon: httpx.AsyncClient
+) -> None:
     created = await client.post("/v1/customers", json={"first_name": "Metric"})
     await client.get(f"/v1/customers/{created.json()['id']}")
     response = await anon.get("/metrics")
@@ -46,7 +52,7 @@ async def test_metrics_is_prometheus_text(client, anon) -> None:
     assert created.json()["id"] not in response.text
 
 
-async def test_docs_are_served_without_a_cdn(anon) -> None:
+async def test_docs_are_served_without_a_cdn(anon: httpx.AsyncClient) -> None:
     page = await anon.get("/docs")
     assert page.status_code == 200
     scripts = re.findall(r'<script src="([^"]+)"', page.text)
@@ -59,7 +65,7 @@ async def test_docs_are_served_without_a_cdn(anon) -> None:
     assert (await anon.get("/openapi.json")).json()["openapi"].startswith("3.1")
 
 
-async def test_unreachable_database_is_a_503_problem(database_url, settings) -> None:
+async def test_unreachable_database_is_a_503_problem(database_url: str, settings: Settings) -> None:
     from asgi_lifespan import LifespanManager
 
     from app.db import engine as db
@@ -83,7 +89,9 @@ async def test_unreachable_database_is_a_503_problem(database_url, settings) -> 
     assert ready.status_code == 503
 
 
-async def test_readyz_on_an_empty_database_says_migrations_pending(anon, database_url) -> None:
+async def test_readyz_on_an_empty_database_says_migrations_pending(
+    anon: httpx.AsyncClient, database_url: str
+) -> None:
     await _execute(database_url, "DROP TABLE alembic_version")
     response = await anon.get("/readyz")
     assert response.status_code == 503

@@ -166,7 +166,9 @@ async def test_marker_pii_never_appears_in_any_log(
 
 
 def test_safe_traceback_reduces_chained_database_errors() -> None:
-    from asyncpg.exceptions import UniqueViolationError
+    from asyncpg.exceptions import (  # type: ignore[import-untyped]  # no type information
+        UniqueViolationError,
+    )
     from sqlalchemy.exc import IntegrityError
 
     driver = UniqueViolationError("duplicate key value violates unique constraint")

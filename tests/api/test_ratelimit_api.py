@@ -6,9 +6,11 @@ import httpx2 as httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api import deps
 from app.apikeys import service as apikeys
+from app.core.auth import Caller
 from app.core.config import Settings
 from app.main import create_app
 from tests.fixtures.factories import KeyFactory, bearer, customer_body
@@ -79,11 +81,12 @@ async def test_invalid_keys_are_throttled_per_address(
     lookups: list[str] = []
     real = apikeys.authenticate
 
-    async def counting(session, presented):  # type: ignore[no-untyped-def]
+    async def counting(session: AsyncSession, presented: str) -> Caller | None:
         lookups.append(presented)
         return await real(session, presented)
 
-    monkeypatch.setattr(deps.apikeys, "authenticate", counting)
+    # the module app.api.deps calls it through
+    monkeypatch.setattr(apikeys, "authenticate", counting)
     for i in range(3):
         bad = await limited.get("/v1/customers", headers={"Authorization": f"Bearer kehu_bad{i}"})
         assert bad.status_code == 401

@@ -2,11 +2,12 @@
 an external database is not touched before serving."""
 
 import asyncio
+import signal
 import stat
 from pathlib import Path
 from typing import Any
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 import pytest
 from typer.testing import CliRunner
 
@@ -28,7 +29,7 @@ def _serve(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str) -> tuple
     served: list[Any] = []
     monkeypatch.setattr(cli, "_run_uvicorn", lambda *args: served.append(args))
     # Run from a worker thread here, where signal handlers cannot be installed.
-    monkeypatch.setattr(cli.signal, "signal", lambda *args: None)
+    monkeypatch.setattr(signal, "signal", lambda *args: None)
     monkeypatch.setenv("KEHU_DATA_DIR", str(tmp_path))
     for name, value in env.items():
         monkeypatch.setenv(name, value)

@@ -39,7 +39,7 @@ async def _read_all(limit: int, client: httpx.AsyncClient | None = None) -> list
         if client is None:
             page, cursor, has_more = await _page(cursor, limit)
         else:
-            params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+            params: dict[str, Any] = {"limit": limit, **({"cursor": cursor} if cursor else {})}
             body = (await client.get("/v1/events", params=params)).json()
             page, cursor, has_more = body["data"], body["next_cursor"], body["has_more"]
         rows += page
@@ -53,7 +53,8 @@ async def _create(email: str) -> uuid.UUID:
         row = await customers.create_customer(
             session, ADMIN, CustomerCreate(**customer_body(email=email, phone=None))
         )
-        return row.id
+        customer_id: uuid.UUID = row.id
+        return customer_id
 
 
 async def test_concurrent_writers_and_readers_see_commit_order(

@@ -5,7 +5,7 @@ import uuid
 from collections import defaultdict
 from contextlib import suppress
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 from asgi_lifespan import LifespanManager
 
 from app.core.config import Settings

@@ -1,8 +1,9 @@
 import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 import pytest
 
 from app.db import unit_of_work
@@ -12,7 +13,9 @@ from app.worker.runner import Worker
 
 
 @asynccontextmanager
-async def running_worker(dsn: str, handler: Any):
+async def running_worker(
+    dsn: str, handler: Callable[[dict[str, Any]], Awaitable[None]]
+) -> AsyncIterator[Worker]:
     worker = Worker(dsn, jobs={"test.probe": handler}, schedules={})
     task = asyncio.create_task(worker.run())
     try:
