@@ -47,7 +47,8 @@ async def test_without_a_key_is_401_problem_json(anon: httpx.AsyncClient) -> Non
 async def test_rate_limit_headers(client: httpx.AsyncClient) -> None:
     response = await client.post("/graphql", json={"query": "{ __typename }"})
     assert response.status_code == 200
-    assert "ratelimit-limit" in response.headers
+    assert response.headers["ratelimit-limit"] == "100000"  # the `settings` fixture's limit
+    assert int(response.headers["ratelimit-remaining"]) < 100000
 
 
 class TestDepthLimit:
@@ -69,7 +70,9 @@ class TestDepthLimit:
             "query { ...F } "
             "fragment F on Query { customers { edges { node { consent { status } } } } }"
         )
-        assert (await gql(client, hidden)).get("data") is None
+        through_fragment = await gql(client, hidden)
+        assert through_fragment.get("data") is None
+        assert error_codes(through_fragment) == ["query_too_complex"], through_fragment
 
 
 async def test_alias_limit(client: httpx.AsyncClient) -> None:

@@ -1,6 +1,7 @@
 """The service starts without a usable database and answers 503 problems until it has one."""
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx2 as httpx
 import pytest
@@ -21,6 +22,7 @@ async def empty_database(db_server: str) -> AsyncIterator[str]:
     await database.drop(db_server, name)
 
 
+@asynccontextmanager
 async def _client_for(url: str, *, run_worker: bool = False) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(log_level="warning", run_worker=run_worker, rate_limit="1000/minute")
     app = create_app(settings, database_url=url)
@@ -43,7 +45,7 @@ def _assert_not_ready(response: httpx.Response, code: str) -> None:
 
 
 async def test_unreachable_database_starts_and_answers_503(db_server: str) -> None:
-    async for client in _client_for(UNREACHABLE, run_worker=True):
+    async with _client_for(UNREACHABLE, run_worker=True) as client:
         assert (await client.get("/healthz")).status_code == 200
         _assert_not_ready(await client.get("/readyz"), "database_unavailable")
         _assert_not_ready(await client.get("/v1/customers"), "database_unavailable")
@@ -54,7 +56,7 @@ async def test_unreachable_database_starts_and_answers_503(db_server: str) -> No
 
 
 async def test_unmigrated_database_answers_migrations_pending(empty_database: str) -> None:
-    async for client in _client_for(empty_database):
+    async with _client_for(empty_database) as client:
         _assert_not_ready(await client.get("/readyz"), "migrations_pending")
         _assert_not_ready(await client.get("/v1/customers"), "migrations_pending")
         created = await client.post("/v1/customers", json={"first_name": "Early"})

@@ -26,7 +26,8 @@ async def test_the_last_active_admin_key_cannot_be_revoked(
     assert (
         await client.delete(f"/v1/api-keys/{await _key_id(client, 'reader')}")
     ).status_code == 204
-    assert reader
+    # the revoked key is refused
+    assert (await client.get("/v1/customers", headers=bearer(reader))).status_code == 401
     await make_key("admin", name="second-admin")
     assert (
         await client.delete(f"/v1/api-keys/{await _key_id(client, 'second-admin')}")
