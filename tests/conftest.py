@@ -55,9 +55,9 @@ async def app(database_url: str, settings: Settings) -> AsyncIterator[FastAPI]:
 @pytest.fixture
 async def make_key(database_url: str) -> KeyFactory:
     async def make(*scopes: str, name: str = "test") -> str:
-        async with db.unit_of_work() as session:
+        async with db.unit_of_work() as conn:
             _, secret = await apikeys.create_key(
-                session, None, ApiKeyCreate(name=name, scopes=list(scopes) or ["admin"])
+                conn, None, ApiKeyCreate(name=name, scopes=list(scopes) or ["admin"])
             )
         return secret
 

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from app.api import deps
 from app.core.config import Settings
 from app.customers.models import Customer
-from app.db import read_session
+from app.db import read_connection
 from app.main import create_app
 from tests.conftest import customer_body
 
@@ -33,7 +33,7 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict:
 
 
 async def count_customers() -> int:
-    async with read_session() as session:
+    async with read_connection() as session:
         return int((await session.execute(select(func.count()).select_from(Customer))).scalar())
 
 

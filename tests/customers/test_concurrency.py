@@ -2,7 +2,7 @@
 
 import asyncio
 
-from app.db import read_session
+from app.db import read_connection
 from app.events.models import Event
 from tests.conftest import customer_body
 from tests.fixtures.events import wait_stamped
@@ -47,7 +47,7 @@ async def test_concurrent_updates_get_gapless_per_customer_sequences(client) -> 
     assert final["version"] == 11
     assert final["attributes"] == {f"k{i}": i for i in range(10)}
     await wait_stamped()
-    async with read_session() as session:
+    async with read_connection() as session:
         rows = (
             await session.execute(
                 Event.__table__.select()
