@@ -43,8 +43,8 @@ async def _bootstrap_key(url: str) -> str | None:
 
     db.configure(db.create_engine(url, pool_size=1))
     try:
-        async with db.unit_of_work() as session:
-            return await service.create_bootstrap_key(session)
+        async with db.unit_of_work() as conn:
+            return await service.create_bootstrap_key(conn)
     finally:
         await db.dispose()
 
@@ -190,8 +190,8 @@ def keys_create(
     async def run() -> str:
         db.configure(db.create_engine(url, pool_size=1))
         try:
-            async with db.unit_of_work() as session:
-                _, secret = await service.create_key(session, None, payload)
+            async with db.unit_of_work() as conn:
+                _, secret = await service.create_key(conn, None, payload)
                 return secret
         finally:
             await db.dispose()

@@ -195,7 +195,7 @@ async def seed_demo(count: int = 1000, seed: int = 2026) -> int:
     written = 0
     for start in range(0, count, 500):
         items = [demo_customer(rng, i) for i in range(start, min(count, start + 500))]
-        async with unit_of_work() as session:
-            result = await service.batch_upsert(session, caller, CustomerBatch(items=items))
+        async with unit_of_work() as conn:
+            result = await service.batch_upsert(conn, caller, CustomerBatch(items=items))
         written += result.created + result.updated + result.unchanged
     return written

@@ -56,8 +56,8 @@ async def app(database_url: str, settings: Settings) -> AsyncIterator[FastAPI]:
 @pytest.fixture
 async def make_key(database_url: str) -> KeyFactory:
     async def make(*scopes: str, name: str = "test") -> str:
-        async with db.unit_of_work() as session:
-            return await create_api_key(session, *scopes, name=name)
+        async with db.unit_of_work() as conn:
+            return await create_api_key(conn, *scopes, name=name)
 
     return make
 

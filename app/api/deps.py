@@ -1,7 +1,7 @@
-"""The REST request pipeline: authenticate, rate-limit, check the request's shape, open the session,
+"""The REST request pipeline: authenticate, rate-limit, check the request's shape, open the conn,
 honour Idempotency-Key and If-None-Match.
 
-Every /v1 route uses ``KehuRoute``. Reads get a read session; writes get one ``unit_of_work()`` that
+Every /v1 route uses ``KehuRoute``. Reads get a read conn; writes get one ``unit_of_work()`` that
 commits only after the endpoint has returned, and before the response leaves, so a client never sees a
 success that was not stored. A POST with an ``Idempotency-Key`` stores its response in that same
 transaction, so a retry after any failure either replays it or runs the request for the first time.
@@ -21,7 +21,6 @@ from fastapi import Depends, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.ratelimit import KeyRateLimiter
 from app.apikeys import service as apikeys
@@ -34,9 +33,9 @@ from app.core.errors import (
     ValidationFailed,
 )
 from app.core.http import InvalidJSON, is_json_media_type, load_json, none_match
-from app.db import read_session, unit_of_work
+from app.db import Connection, read_connection, unit_of_work
 from app.idempotency import service as idempotency
-from app.idempotency.models import IdempotencyRecord
+from app.idempotency.repository import StoredResponse
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -128,8 +127,8 @@ async def authenticate(request: Request) -> Caller:
         if key_hash not in _known_valid:
             # Too many failed lookups from this address: unknown keys get 429, not a query.
             await auth_failure_limiter().check(address)
-        async with read_session() as session:
-            caller = await apikeys.authenticate(session, presented.strip())
+        async with read_connection() as conn:
+            caller = await apikeys.authenticate(conn, presented.strip())
         if caller is None:
             _known_valid.discard(key_hash)
             await auth_failure_limiter().hit(address)
@@ -150,7 +149,7 @@ def _idempotency_key(request: Request) -> str | None:
     return None if key is None else idempotency.check_key(key, IDEMPOTENCY_HEADER)
 
 
-def _replay(record: IdempotencyRecord) -> Response:
+def _replay(record: StoredResponse) -> Response:
     headers = dict(record.response_headers)
     headers["Idempotent-Replayed"] = "true"
     media_type = headers.pop("content-type", None)
@@ -175,20 +174,20 @@ async def _run_write(
             "never stored.",
             code="idempotency_not_supported",
         )
-    async with unit_of_work() as session:
-        request.state.session = session
+    async with unit_of_work() as conn:
+        request.state.conn = conn
         if key is None:
             return await handler(request)
         request_fingerprint = idempotency.fingerprint(
             request.method, request.url.path, request.url.query, body=await request.body()
         )
-        stored = await idempotency.begin(session, caller.key_id, key, request_fingerprint)
+        stored = await idempotency.begin(conn, caller.key_id, key, request_fingerprint)
         if stored is not None:
             return _replay(stored)
         response = await handler(request)
         if 200 <= response.status_code < 300:
             await idempotency.remember(
-                session,
+                conn,
                 caller.key_id,
                 key,
                 request_fingerprint,
@@ -295,8 +294,8 @@ class KehuRoute(APIRoute):
             if takes_json:
                 await _read_json_body(request)
             if request.method in READ_METHODS:
-                async with read_session() as session:
-                    request.state.session = session
+                async with read_connection() as conn:
+                    request.state.conn = conn
                     response = await handler(request)
                 if request.method == "GET":
                     response = _not_modified(request, response) or response
@@ -313,10 +312,10 @@ async def current_caller(request: Request) -> Caller:
     return caller
 
 
-async def current_session(request: Request) -> AsyncSession:
-    session: AsyncSession = request.state.session
-    return session
+async def current_session(request: Request) -> Connection:
+    conn: Connection = request.state.conn
+    return conn
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]
-SessionDep = Annotated[AsyncSession, Depends(current_session)]
+SessionDep = Annotated[Connection, Depends(current_session)]

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from app.core.errors import problem_doc, problem_response
-from app.db import read_session
+from app.db import read_connection
 from app.db.migrations import applied_revision, head_revision
 
 router = APIRouter(tags=["ops"])
@@ -31,8 +31,8 @@ async def healthz() -> dict[str, str]:
 async def readyz(request: Request) -> Any:
     expected = head_revision()
     try:
-        async with read_session() as session:
-            current = await applied_revision(session)
+        async with read_connection() as conn:
+            current = await applied_revision(conn)
     except Exception:
         return problem_response(
             503,

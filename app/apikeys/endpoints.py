@@ -22,9 +22,7 @@ async def create_api_key(
     body: ApiKeyCreate, caller: CallerDep, session: SessionDep
 ) -> ApiKeyCreated:
     row, secret = await service.create_key(session, caller, body)
-    return ApiKeyCreated.model_validate(
-        {**ApiKeyOut.model_validate(row).model_dump(), "key": secret}
-    )
+    return ApiKeyCreated(**row.model_dump(), key=secret)
 
 
 @router.get("", summary="List API keys (admin)", description="Oldest first.")
@@ -36,7 +34,7 @@ async def list_api_keys(
 ) -> PageOut[ApiKeyOut]:
     page = await service.list_keys(session, caller, limit=limit, cursor=cursor)
     return PageOut[ApiKeyOut](
-        data=[ApiKeyOut.model_validate(r) for r in page.items],
+        data=list(page.items),
         next_cursor=page.next_cursor,
         has_more=page.has_more,
     )

@@ -1,70 +1,92 @@
+"""Every SQL statement about API keys (Core, typed results; the hash never leaves this module
+except as a lookup argument)."""
+
 import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Select, Table, func, insert, select, text, update
 
 from app.apikeys.models import ApiKey
+from app.apikeys.schemas import ApiKeyOut
+from app.db import Connection
+
+keys: Table = ApiKey.__table__  # type: ignore[assignment]
+ACTIVE = keys.c.revoked_at.is_(None)
+_PUBLIC = (
+    keys.c.id,
+    keys.c.name,
+    keys.c.prefix,
+    keys.c.scopes,
+    keys.c.created_at,
+    keys.c.revoked_at,
+)
 
 
-async def find_active_by_hash(session: AsyncSession, key_hash: str) -> ApiKey | None:
-    query = select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
-    return (await session.execute(query)).scalar_one_or_none()
+def _key(row: Any) -> ApiKeyOut:
+    return ApiKeyOut.model_validate(row._mapping)
 
 
-async def get(session: AsyncSession, key_id: uuid.UUID) -> ApiKey | None:
-    return await session.get(ApiKey, key_id)
+async def find_active_by_hash(conn: Connection, key_hash: str) -> ApiKeyOut | None:
+    row = (await conn.execute(select(*_PUBLIC).where(keys.c.key_hash == key_hash, ACTIVE))).first()
+    return None if row is None else _key(row)
 
 
-async def add(session: AsyncSession, key: ApiKey) -> ApiKey:
-    session.add(key)
-    await session.flush()
-    return key
+async def insert_key(
+    conn: Connection,
+    *,
+    name: str,
+    prefix: str,
+    key_hash: str,
+    scopes: list[str],
+    created_by: uuid.UUID | None,
+) -> ApiKeyOut:
+    statement = (
+        insert(keys)
+        .values(
+            name=name,
+            prefix=prefix,
+            key_hash=key_hash,
+            scopes=scopes,
+            created_by=created_by,
+        )
+        .returning(*_PUBLIC)
+    )
+    return _key((await conn.execute(statement)).one())
 
 
 LIST_SORT = "created_at"
 
 
 def list_query() -> Select[Any]:
-    """Every key, oldest first, as Core rows (never the hash), for ``fetch_page``."""
-    keys = ApiKey.__table__.c
-    return select(
-        keys.id, keys.name, keys.prefix, keys.scopes, keys.created_at, keys.revoked_at
-    ).order_by(keys.created_at, keys.id)
+    """Every key, oldest first, without the hash, for ``fetch_page``."""
+    return select(*_PUBLIC).order_by(keys.c.created_at, keys.c.id)
 
 
-async def any_key_ever(session: AsyncSession) -> bool:
+async def any_key_ever(conn: Connection) -> bool:
     """Whether the table has any row at all, revoked keys included."""
-    return (await session.execute(select(ApiKey.id).limit(1))).first() is not None
+    return (await conn.execute(select(keys.c.id).limit(1))).first() is not None
 
 
-async def lock_admin_keys(session: AsyncSession) -> None:
+async def lock_admin_keys(conn: Connection) -> None:
     """Serialise changes to the set of active admin keys until this transaction ends."""
-    await session.execute(
+    await conn.execute(
         text("SELECT pg_advisory_xact_lock(hashtextextended('kehu.api_keys.admins', 0))")
     )
 
 
-async def get_active(session: AsyncSession, key_id: uuid.UUID) -> ApiKey | None:
-    query = select(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
-    return (await session.execute(query)).scalar_one_or_none()
+async def get_active(conn: Connection, key_id: uuid.UUID) -> ApiKeyOut | None:
+    row = (await conn.execute(select(*_PUBLIC).where(keys.c.id == key_id, ACTIVE))).first()
+    return None if row is None else _key(row)
 
 
-async def count_active_admins(session: AsyncSession) -> int:
-    query = (
-        select(func.count())
-        .select_from(ApiKey)
-        .where(ApiKey.revoked_at.is_(None), ApiKey.scopes.contains(["admin"]))
-    )
-    return int((await session.execute(query)).scalar_one())
+async def count_active_admins(conn: Connection) -> int:
+    query = select(func.count()).select_from(keys).where(ACTIVE, keys.c.scopes.contains(["admin"]))
+    return int((await conn.execute(query)).scalar_one())
 
 
-async def revoke(session: AsyncSession, key_id: uuid.UUID, when: datetime) -> bool:
-    result = await session.execute(
-        update(ApiKey)
-        .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
-        .values(revoked_at=when)
-        .returning(ApiKey.id)
+async def revoke(conn: Connection, key_id: uuid.UUID, when: datetime) -> bool:
+    result = await conn.execute(
+        update(keys).where(keys.c.id == key_id, ACTIVE).values(revoked_at=when).returning(keys.c.id)
     )
     return result.first() is not None

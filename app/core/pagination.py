@@ -5,7 +5,7 @@ a tampered cursor is a 400 before anything reaches a query, and a cursor replaye
 is refused instead of skipping rows.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -13,12 +13,13 @@ from pydantic import BaseModel, Field
 from sqlakeyset import BadBookmark, serialize_bookmark
 from sqlakeyset.asyncio import select_page
 from sqlalchemy import Select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import cursors
 from app.core.errors import BadRequest
+from app.db import Connection
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
@@ -44,6 +45,12 @@ class Page(Generic[T]):
     def has_more(self) -> bool:
         return self.next_cursor is not None
 
+    def mapped(self, convert: Callable[[T], U]) -> "Page[U]":
+        """The same page with each item converted (rows into a domain's typed records)."""
+        return Page(
+            [convert(item) for item in self.items], self.next_cursor, self.sort, self.markers
+        )
+
     async def item_cursors(self) -> list[str]:
         """cursors[i] continues right after items[i]."""
         return [await encode_cursor(self.sort, serialize_bookmark(m)) for m in self.markers]
@@ -67,12 +74,12 @@ async def decode_cursor(cursor: str, sort: str) -> str:
 
 
 async def fetch_page(
-    session: AsyncSession, query: Select[Any], *, limit: int, cursor: str | None, sort: str
+    conn: Connection, query: Select[Any], *, limit: int, cursor: str | None, sort: str
 ) -> Page[Any]:
     """Run ``query`` (already ordered by a unique key) one page at a time; items are the rows."""
     bookmark = await decode_cursor(cursor, sort) if cursor else None
     try:
-        page = await select_page(session, query, per_page=limit, page=bookmark)
+        page = await select_page(conn, query, per_page=limit, page=bookmark)
     except (BadBookmark, ValueError, TypeError) as exc:
         raise BadRequest("The cursor is not valid.", code="invalid_cursor") from exc
     rows = list(page)

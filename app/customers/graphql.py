@@ -1,6 +1,6 @@
 """Customers over GraphQL: the Relay ``Customer`` node, the ``customers`` connection and mutations.
 
-Every resolver calls the same service functions as REST. Queries take their own read session (or
+Every resolver calls the same service functions as REST. Queries take their own read conn (or
 a DataLoader, which does); each mutation opens its own ``unit_of_work()``. Inputs are validated by
 the same pydantic models as REST bodies; what a caller sees goes through ``service.view`` (PII
 fields null without pii:read, named in ``redactedFields``).
@@ -26,7 +26,7 @@ from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.customers import service
 from app.customers.loaders import CustomerView
 from app.customers.schemas import CustomerCreate, CustomerOut, CustomerUpdate
-from app.db import read_session, unit_of_work
+from app.db import read_connection, unit_of_work
 
 TYPE_NAME = "Customer"
 MAX_FILTER_TEXT = 320
@@ -315,9 +315,9 @@ class CustomerQueries:
         _check_filters(first, after, q, country, city, tag)
         caller = info.context.caller
         filters = service.ListFilters(q=q, country=country, city=city, tags=tuple(tag or ()))
-        async with read_session() as session:
+        async with read_connection() as conn:
             page = await service.list_customers(
-                session, caller, filters, sort=sort.value, limit=first, cursor=after
+                conn, caller, filters, sort=sort.value, limit=first, cursor=after
             )
             views = [service.view(c, caller) for c in page.items]
         edges = [
@@ -377,14 +377,14 @@ class CustomerMutations:
         arguments = provided(input)
         payload = validated(CustomerCreate, arguments)
 
-        async with unit_of_work() as session:
+        async with unit_of_work() as conn:
 
             async def create() -> CustomerOut:
-                customer = await service.create_customer(session, caller, payload)
+                customer = await service.create_customer(conn, caller, payload)
                 return CustomerOut.model_validate(service.view(customer, caller))
 
             created, replayed = await run_once(
-                session, caller, idempotency_key, "createCustomer", arguments, CustomerOut, create
+                conn, caller, idempotency_key, "createCustomer", arguments, CustomerOut, create
             )
         view = created.model_dump()
         return CreateCustomerPayload(customer=CustomerType.from_view(view), replayed=replayed)
@@ -403,10 +403,8 @@ class CustomerMutations:
         caller = info.context.caller
         customer_id = parse_customer_id(id)
         payload = validated(CustomerUpdate, provided(input))
-        async with unit_of_work() as session:
-            customer = await service.update_customer(
-                session, caller, customer_id, payload, if_match
-            )
+        async with unit_of_work() as conn:
+            customer = await service.update_customer(conn, caller, customer_id, payload, if_match)
             view = service.view(customer, caller)
         return UpdateCustomerPayload(customer=CustomerType.from_view(view))
 
@@ -416,8 +414,8 @@ class CustomerMutations:
     ) -> DeleteCustomerPayload:
         caller = info.context.caller
         customer_id = parse_customer_id(id)
-        async with unit_of_work() as session:
-            await service.delete_customer(session, caller, customer_id, if_match)
+        async with unit_of_work() as conn:
+            await service.delete_customer(conn, caller, customer_id, if_match)
         return DeleteCustomerPayload(
             deleted_id=strawberry.ID(global_id(customer_id)), customer_id=customer_id
         )

@@ -1,6 +1,6 @@
 """Per-request DataLoaders for customers: every by-id lookup in one GraphQL request is one query.
 
-Loaders open their own short read session (fields resolve concurrently; a session is not
+Loaders open their own short read conn (fields resolve concurrently; a conn is not
 concurrency-safe) and return the customer as the calling key may see it (``service.view``).
 """
 
@@ -12,7 +12,7 @@ from strawberry.dataloader import DataLoader
 
 from app.core.auth import Caller
 from app.customers import service
-from app.db import read_session
+from app.db import read_connection
 
 CustomerView = dict[str, Any]
 
@@ -27,7 +27,7 @@ class CustomerLoaders:
         )
 
     async def _load_by_id(self, ids: Sequence[uuid.UUID]) -> list[CustomerView | None]:
-        async with read_session() as session:
-            found = await service.get_customers(session, self.caller, ids)
+        async with read_connection() as conn:
+            found = await service.get_customers(conn, self.caller, ids)
             views = {cid: service.view(row, self.caller) for cid, row in found.items()}
         return [views.get(cid) for cid in ids]

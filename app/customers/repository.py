@@ -23,9 +23,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.customers.models import Customer
+from app.db import Connection
 
 CustomerRow = Row[Any]
 customers: Table = Customer.__table__  # type: ignore[assignment]
@@ -38,30 +38,30 @@ _GET_LIVE_FOR_UPDATE = _GET_LIVE.with_for_update()
 _INSERT_UNLESS_TAKEN = insert(customers).on_conflict_do_nothing().returning(*customers.c)
 
 
-async def get(session: AsyncSession, customer_id: uuid.UUID) -> CustomerRow | None:
-    return (await session.execute(_GET_LIVE, {"customer_id": customer_id})).first()
+async def get(conn: Connection, customer_id: uuid.UUID) -> CustomerRow | None:
+    return (await conn.execute(_GET_LIVE, {"customer_id": customer_id})).first()
 
 
-async def get_many(session: AsyncSession, ids: Sequence[uuid.UUID]) -> Sequence[CustomerRow]:
+async def get_many(conn: Connection, ids: Sequence[uuid.UUID]) -> Sequence[CustomerRow]:
     if not ids:
         return []
     query = select(customers).where(customers.c.id.in_(list(ids)), LIVE)
-    return (await session.execute(query)).all()
+    return (await conn.execute(query)).all()
 
 
-async def get_for_update(session: AsyncSession, customer_id: uuid.UUID) -> CustomerRow | None:
-    return (await session.execute(_GET_LIVE_FOR_UPDATE, {"customer_id": customer_id})).first()
+async def get_for_update(conn: Connection, customer_id: uuid.UUID) -> CustomerRow | None:
+    return (await conn.execute(_GET_LIVE_FOR_UPDATE, {"customer_id": customer_id})).first()
 
 
-async def insert_unless_taken(session: AsyncSession, values: dict[str, Any]) -> CustomerRow | None:
+async def insert_unless_taken(conn: Connection, values: dict[str, Any]) -> CustomerRow | None:
     """Insert a customer; None when its email or external_id already belongs to a live customer.
 
     ``values`` must name every insertable column (see ``INSERTABLE``)."""
-    return (await session.execute(_INSERT_UNLESS_TAKEN, values)).first()
+    return (await conn.execute(_INSERT_UNLESS_TAKEN, values)).first()
 
 
 async def holders_of(
-    session: AsyncSession, *, emails: Iterable[str] = (), external_ids: Iterable[str] = ()
+    conn: Connection, *, emails: Iterable[str] = (), external_ids: Iterable[str] = ()
 ) -> Sequence[CustomerRow]:
     """Live customers holding any of these emails or external ids, locked for the transaction."""
     emails, external_ids = list(emails), list(external_ids)
@@ -73,11 +73,11 @@ async def holders_of(
     if not conditions:
         return []
     query = select(customers).where(LIVE, or_(*conditions)).with_for_update()
-    return (await session.execute(query)).all()
+    return (await conn.execute(query)).all()
 
 
 async def save_changes(
-    session: AsyncSession, customer_id: uuid.UUID, values: dict[str, Any]
+    conn: Connection, customer_id: uuid.UUID, values: dict[str, Any]
 ) -> CustomerRow:
     statement = (
         update(customers)
@@ -85,11 +85,11 @@ async def save_changes(
         .values(**values, version=customers.c.version + 1)
         .returning(*customers.c)
     )
-    return (await session.execute(statement)).one()
+    return (await conn.execute(statement)).one()
 
 
-async def soft_delete(session: AsyncSession, customer_id: uuid.UUID, when: datetime) -> None:
-    await session.execute(
+async def soft_delete(conn: Connection, customer_id: uuid.UUID, when: datetime) -> None:
+    await conn.execute(
         update(customers)
         .where(customers.c.id == customer_id)
         .values(deleted_at=when, updated_at=when, version=customers.c.version + 1)
@@ -163,9 +163,7 @@ def list_query(
     return select(customers).where(and_(*conditions)).order_by(*order)
 
 
-async def count_live(session: AsyncSession) -> int:
+async def count_live(conn: Connection) -> int:
     return int(
-        (
-            await session.execute(select(func.count()).select_from(customers).where(LIVE))
-        ).scalar_one()
+        (await conn.execute(select(func.count()).select_from(customers).where(LIVE))).scalar_one()
     )

@@ -1,4 +1,4 @@
-"""Customer use cases, shared by REST, GraphQL, jobs and imports. Signature: (session, caller, payload)."""
+"""Customer use cases, shared by REST, GraphQL, jobs and imports. Signature: (conn, caller, payload)."""
 
 import uuid
 from collections.abc import Sequence
@@ -8,7 +8,6 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
 from app.core.auth import PII_FIELDS, Caller
@@ -38,6 +37,7 @@ from app.customers.schemas import (
     check_attribute_totals,
     normalize_phone,
 )
+from app.db import Connection
 from app.events import service as events
 
 PROFILE_FIELDS = [
@@ -143,11 +143,9 @@ def _merge_consent(
     return sorted(merged.values(), key=lambda c: (c["channel"], c["purpose"]))
 
 
-async def _explain_taken(
-    session: AsyncSession, email: str | None, external_id: str | None
-) -> KehuError:
+async def _explain_taken(conn: Connection, email: str | None, external_id: str | None) -> KehuError:
     holders = await repository.holders_of(
-        session,
+        conn,
         emails=[email] if email else [],
         external_ids=[external_id] if external_id else [],
     )
@@ -176,35 +174,29 @@ def _create_values(payload: CustomerCreate, now: datetime) -> dict[str, Any]:
     return values
 
 
-async def create_customer(
-    session: AsyncSession, caller: Caller, payload: CustomerCreate
-) -> CustomerRow:
+async def create_customer(conn: Connection, caller: Caller, payload: CustomerCreate) -> CustomerRow:
     caller.require("customers:write")
     now = clock.now()
-    customer = await repository.insert_unless_taken(session, _create_values(payload, now))
+    customer = await repository.insert_unless_taken(conn, _create_values(payload, now))
     if customer is None:
-        raise await _explain_taken(session, payload.email, payload.external_id)
-    await events.record(
-        session, "customer.created", customer_id=customer.id, data=snapshot(customer)
-    )
+        raise await _explain_taken(conn, payload.email, payload.external_id)
+    await events.record(conn, "customer.created", customer_id=customer.id, data=snapshot(customer))
     return customer
 
 
-async def get_customer(
-    session: AsyncSession, caller: Caller, customer_id: uuid.UUID
-) -> CustomerRow:
+async def get_customer(conn: Connection, caller: Caller, customer_id: uuid.UUID) -> CustomerRow:
     caller.require("customers:read")
-    customer = await repository.get(session, customer_id)
+    customer = await repository.get(conn, customer_id)
     if customer is None:
         raise NotFound(f"No customer {customer_id}.", code="customer_not_found")
     return customer
 
 
 async def get_customers(
-    session: AsyncSession, caller: Caller, ids: Sequence[uuid.UUID]
+    conn: Connection, caller: Caller, ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, CustomerRow]:
     caller.require("customers:read")
-    return {c.id: c for c in await repository.get_many(session, ids)}
+    return {c.id: c for c in await repository.get_many(conn, ids)}
 
 
 def _check_version(customer: CustomerRow, expected_version: int | None) -> None:
@@ -264,13 +256,13 @@ def _phone_in_country(phone: str, country: str | None) -> str:
 
 
 async def _apply_update(
-    session: AsyncSession, customer: CustomerRow, values: dict[str, Any], now: datetime
+    conn: Connection, customer: CustomerRow, values: dict[str, Any], now: datetime
 ) -> CustomerRow:
     before = {field: _json_value(getattr(customer, field)) for field in values}
-    updated = await repository.save_changes(session, customer.id, {**values, "updated_at": now})
+    updated = await repository.save_changes(conn, customer.id, {**values, "updated_at": now})
     changes = {field: [before[field], _json_value(getattr(updated, field))] for field in values}
     await events.record(
-        session,
+        conn,
         "customer.updated",
         customer_id=updated.id,
         data=snapshot(updated),
@@ -280,14 +272,14 @@ async def _apply_update(
 
 
 async def update_customer(
-    session: AsyncSession,
+    conn: Connection,
     caller: Caller,
     customer_id: uuid.UUID,
     payload: CustomerUpdate,
     expected_version: int | None = None,
 ) -> CustomerRow:
     caller.require("customers:write")
-    customer = await repository.get_for_update(session, customer_id)
+    customer = await repository.get_for_update(conn, customer_id)
     if customer is None:
         raise NotFound(f"No customer {customer_id}.", code="customer_not_found")
     _check_version(customer, expected_version)
@@ -295,36 +287,36 @@ async def update_customer(
     values = _planned_changes(customer, payload, now)
     if not values:
         return customer
-    await _check_free(session, customer.id, values.get("email"), values.get("external_id"))
-    return await _apply_update(session, customer, values, now)
+    await _check_free(conn, customer.id, values.get("email"), values.get("external_id"))
+    return await _apply_update(conn, customer, values, now)
 
 
 async def _check_free(
-    session: AsyncSession, customer_id: uuid.UUID, email: str | None, external_id: str | None
+    conn: Connection, customer_id: uuid.UUID, email: str | None, external_id: str | None
 ) -> None:
     if email is None and external_id is None:
         return
     holders = await repository.holders_of(
-        session, emails=[email] if email else [], external_ids=[external_id] if external_id else []
+        conn, emails=[email] if email else [], external_ids=[external_id] if external_id else []
     )
     if any(h.id != customer_id for h in holders):
-        raise await _explain_taken(session, email, external_id)
+        raise await _explain_taken(conn, email, external_id)
 
 
 async def delete_customer(
-    session: AsyncSession,
+    conn: Connection,
     caller: Caller,
     customer_id: uuid.UUID,
     expected_version: int | None = None,
 ) -> None:
     caller.require("customers:write")
-    customer = await repository.get_for_update(session, customer_id)
+    customer = await repository.get_for_update(conn, customer_id)
     if customer is None:
         raise NotFound(f"No customer {customer_id}.", code="customer_not_found")
     _check_version(customer, expected_version)
-    await repository.soft_delete(session, customer_id, clock.now())
+    await repository.soft_delete(conn, customer_id, clock.now())
     await events.record(
-        session,
+        conn,
         "customer.deleted",
         customer_id=customer_id,
         data={"id": str(customer_id), "external_id": customer.external_id},
@@ -332,7 +324,7 @@ async def delete_customer(
 
 
 async def list_customers(
-    session: AsyncSession,
+    conn: Connection,
     caller: Caller,
     filters: ListFilters,
     *,
@@ -363,7 +355,7 @@ async def list_customers(
         created_range=(filters.created_after, filters.created_before),
         updated_range=(filters.updated_after, filters.updated_before),
     )
-    return await fetch_page(session, query, limit=limit, cursor=cursor, sort=sort)
+    return await fetch_page(conn, query, limit=limit, cursor=cursor, sort=sort)
 
 
 def _batch_match(
@@ -380,17 +372,17 @@ def _batch_match(
 
 
 async def _upsert_one(
-    session: AsyncSession, caller: Caller, item: CustomerBatchItem, match: CustomerRow | None
+    conn: Connection, caller: Caller, item: CustomerBatchItem, match: CustomerRow | None
 ) -> tuple[CustomerRow, BatchStatus]:
     if match is None:
-        return await create_customer(session, caller, item), "created"
+        return await create_customer(conn, caller, item), "created"
     now = clock.now()
     update = CustomerUpdate.model_validate(item.model_dump(exclude_unset=True))
     values = _planned_changes(match, update, now)
     if not values:
         return match, "unchanged"
-    await _check_free(session, match.id, values.get("email"), values.get("external_id"))
-    return await _apply_update(session, match, values, now), "updated"
+    await _check_free(conn, match.id, values.get("email"), values.get("external_id"))
+    return await _apply_update(conn, match, values, now), "updated"
 
 
 def _item_error(index: int, exc: KehuError | ValidationError) -> BatchItemResult:
@@ -409,7 +401,7 @@ def _item_error(index: int, exc: KehuError | ValidationError) -> BatchItemResult
 
 
 async def batch_upsert(
-    session: AsyncSession, caller: Caller, batch: CustomerBatch
+    conn: Connection, caller: Caller, batch: CustomerBatch
 ) -> CustomerBatchResult:
     """Upsert up to 1,000 customers in the caller's transaction, matching on external_id, then email.
 
@@ -426,7 +418,7 @@ async def batch_upsert(
             results[index] = _item_error(index, exc)
 
     existing = await repository.holders_of(
-        session,
+        conn,
         emails={p.email for p in parsed.values() if p.email},
         external_ids={p.external_id for p in parsed.values() if p.external_id},
     )
@@ -436,8 +428,8 @@ async def batch_upsert(
     for index, item in parsed.items():
         match = _batch_match(item, by_external, by_email)
         try:
-            async with session.begin_nested():
-                customer, status = await _upsert_one(session, caller, item, match)
+            async with conn.begin_nested():
+                customer, status = await _upsert_one(conn, caller, item, match)
         except KehuError as exc:
             results[index] = _item_error(index, exc)
             continue

@@ -1,3 +1,3 @@
-from app.db.engine import read_session, unit_of_work
+from app.db.engine import Connection, read_connection, unit_of_work
 
-__all__ = ["read_session", "unit_of_work"]
+__all__ = ["Connection", "read_connection", "unit_of_work"]

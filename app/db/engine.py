@@ -1,25 +1,25 @@
-"""The process-wide engine, and the only two ways to get a session.
+"""The process-wide engine, and the only two ways to get a connection.
 
-``unit_of_work()`` is the only place that commits. ``read_session()`` never writes: GraphQL resolvers and
-DataLoaders each take their own, because one AsyncSession must not be used by concurrent tasks.
+Every repository runs SQLAlchemy Core statements on an ``AsyncConnection`` (no ORM session: its
+identity map and unit-of-work bookkeeping cost a third of a single-row request's CPU and buy
+nothing for single-table statements; see docs/benchmarks.md). ``unit_of_work()`` is the only place
+that commits. ``read_connection()`` never writes: GraphQL resolvers and DataLoaders each take their
+own, because one connection must not be used by concurrent tasks.
 """
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from app.core.errors import ServiceUnavailable
 
+# What every repository function takes: one connection, in a transaction or in autocommit.
+Connection = AsyncConnection
+
 _engine: AsyncEngine | None = None
-_sessions: async_sessionmaker[AsyncSession] | None = None
-_read_sessions: async_sessionmaker[AsyncSession] | None = None
+_read_engine: AsyncEngine | None = None
 
 
 def async_url(url: str) -> str:
@@ -57,15 +57,10 @@ def create_engine(url: str, *, pool_size: int = 10, statement_cache: bool = True
 
 
 def configure(engine: AsyncEngine) -> None:
-    global _engine, _sessions, _read_sessions
+    global _engine, _read_engine
     _engine = engine
-    _sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
     # Reads run in autocommit: no BEGIN/ROLLBACK round trips, each statement sees committed data.
-    _read_sessions = async_sessionmaker(
-        engine.execution_options(isolation_level="AUTOCOMMIT"),
-        expire_on_commit=False,
-        autoflush=False,
-    )
+    _read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def get_engine() -> AsyncEngine:
@@ -75,31 +70,24 @@ def get_engine() -> AsyncEngine:
 
 
 async def dispose() -> None:
-    global _engine, _sessions, _read_sessions
+    global _engine, _read_engine
     if _engine is not None:
         await _engine.dispose()
-    _engine, _sessions, _read_sessions = None, None, None
-
-
-def _sessionmaker() -> async_sessionmaker[AsyncSession]:
-    if _sessions is None:
-        raise ServiceUnavailable("The database is not configured.")
-    return _sessions
+    _engine, _read_engine = None, None
 
 
 @asynccontextmanager
-async def unit_of_work() -> AsyncIterator[AsyncSession]:
+async def unit_of_work() -> AsyncIterator[AsyncConnection]:
     """One transaction: commits when the block ends normally, rolls back on any exception."""
-    async with _sessionmaker()() as session, session.begin():
-        yield session
+    async with get_engine().begin() as connection:
+        yield connection
 
 
 @asynccontextmanager
-async def read_session() -> AsyncIterator[AsyncSession]:
-    """A session for reads, in autocommit mode: each statement sees what is committed when it runs.
-    It must not write (nothing would roll a write back). Rows loaded through it stay usable after
-    the block."""
-    if _read_sessions is None:
+async def read_connection() -> AsyncIterator[AsyncConnection]:
+    """A connection for reads, in autocommit mode: each statement sees what is committed when it
+    runs. It must not write (nothing would roll a write back)."""
+    if _read_engine is None:
         raise ServiceUnavailable("The database is not configured.")
-    async with _read_sessions() as session:
-        yield session
+    async with _read_engine.connect() as connection:
+        yield connection

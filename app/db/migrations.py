@@ -7,7 +7,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 ROOT = Path(__file__).resolve().parents[2]
 # Tables that exist but are not ours to model: pgqueuer's queue, created by the first migration.
@@ -39,12 +39,12 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-async def applied_revision(session: AsyncSession) -> str | None:
+async def applied_revision(conn: AsyncConnection) -> str | None:
     """The revision the database's schema is at (None before the first migration ran)."""
-    exists = await session.execute(text("SELECT to_regclass('alembic_version') IS NOT NULL"))
+    exists = await conn.execute(text("SELECT to_regclass('alembic_version') IS NOT NULL"))
     if not exists.scalar_one():
         return None
-    result = await session.execute(text("SELECT version_num FROM alembic_version"))
+    result = await conn.execute(text("SELECT version_num FROM alembic_version"))
     return result.scalar_one_or_none()
 
 

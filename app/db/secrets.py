@@ -7,7 +7,7 @@ from sqlalchemy import DateTime, String, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base
-from app.db.engine import read_session
+from app.db.engine import read_connection
 
 CURSOR_KEY = "cursor_signing_key"
 
@@ -23,8 +23,8 @@ class ServerSecret(Base):
 
 
 async def load_cursor_key() -> bytes:
-    async with read_session() as session:
+    async with read_connection() as conn:
         value = (
-            await session.execute(select(ServerSecret.value).where(ServerSecret.name == CURSOR_KEY))
+            await conn.execute(select(ServerSecret.value).where(ServerSecret.name == CURSOR_KEY))
         ).scalar_one()
     return bytes.fromhex(value)

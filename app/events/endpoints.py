@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query
 from app.api.deps import CallerDep, KehuRoute, SessionDep
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.events import service
-from app.events.schemas import EventOut, EventPage
+from app.events.schemas import EventPage
 
 router = APIRouter(prefix="/events", tags=["events"], route_class=KehuRoute)
 
@@ -41,7 +41,7 @@ async def list_events(
         session, caller, cursor=cursor, types=wanted, customer_id=customer_id, limit=limit
     )
     return EventPage(
-        data=[EventOut.model_validate(row) for row in rows],
+        data=rows,
         next_cursor=next_cursor,
         has_more=has_more,
     )

@@ -4,13 +4,16 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy import bindparam, delete, select, text
+from sqlalchemy import Table, bindparam, delete, insert, select, text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import DateTime, String
 from sqlalchemy.types import Uuid as UuidType
 
+from app.db import Connection
 from app.events.models import Event
+from app.events.schemas import EventOut
+
+events: Table = Event.__table__  # type: ignore[assignment]
 
 # One round trip: take the customer's next sequence number (its row lock orders concurrent writers)
 # and append the event with it.
@@ -37,7 +40,7 @@ _APPEND_CUSTOMER_EVENT = text(
 
 
 async def append(
-    session: AsyncSession,
+    conn: Connection,
     *,
     event_id: uuid.UUID,
     type: str,
@@ -48,12 +51,13 @@ async def append(
 ) -> int | None:
     """Append an event in the caller's transaction; returns the customer sequence (or None)."""
     if customer_id is None:
-        session.add(
-            Event(id=event_id, type=type, occurred_at=occurred_at, data=data, changes=changes)
+        await conn.execute(
+            insert(events).values(
+                id=event_id, type=type, occurred_at=occurred_at, data=data, changes=changes
+            )
         )
-        await session.flush()
         return None
-    result = await session.execute(
+    result = await conn.execute(
         _APPEND_CUSTOMER_EVENT,
         {
             "id": event_id,
@@ -68,27 +72,28 @@ async def append(
 
 
 async def feed(
-    session: AsyncSession,
+    conn: Connection,
     *,
     after: int,
     types: Sequence[str],
     customer_id: uuid.UUID | None,
     limit: int,
-) -> Sequence[Event]:
+) -> list[EventOut]:
     """Stamped events after position ``after``, in position order. Rows the sequencer has not
     stamped yet are left out; they get positions above every position stamped before them."""
-    query = select(Event).where(Event.position.is_not(None), Event.position > after)
+    columns = [events.c[name] for name in EventOut.model_fields]
+    query = select(*columns).where(events.c.position.is_not(None), events.c.position > after)
     if types:
-        query = query.where(Event.type.in_(list(types)))
+        query = query.where(events.c.type.in_(list(types)))
     if customer_id is not None:
-        query = query.where(Event.customer_id == customer_id)
-    query = query.order_by(Event.position).limit(limit)
-    return (await session.execute(query)).scalars().all()
+        query = query.where(events.c.customer_id == customer_id)
+    query = query.order_by(events.c.position).limit(limit)
+    return [EventOut.model_validate(row) for row in await conn.execute(query)]
 
 
-async def purge_before(session: AsyncSession, cutoff: datetime) -> int:
-    result = await session.execute(
-        delete(Event).where(Event.occurred_at < cutoff).returning(Event.id)
+async def purge_before(conn: Connection, cutoff: datetime) -> int:
+    result = await conn.execute(
+        delete(events).where(events.c.occurred_at < cutoff).returning(events.c.id)
     )
     return len(result.all())
 

@@ -5,20 +5,19 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from app.core import clock, cursors
 from app.core.auth import PII_FIELDS, Caller
 from app.core.errors import BadRequest
 from app.core.ids import new_id
+from app.db import Connection
 from app.events import repository
-from app.events.models import Event
+from app.events.schemas import EventOut
 
 RETENTION_DAYS = 90
 
 
 async def record(
-    session: AsyncSession,
+    conn: Connection,
     type: str,
     *,
     customer_id: uuid.UUID | None,
@@ -27,7 +26,7 @@ async def record(
 ) -> int | None:
     """Write one event in the caller's transaction; it exists only if that transaction commits."""
     return await repository.append(
-        session,
+        conn,
         event_id=new_id(),
         type=type,
         customer_id=customer_id,
@@ -50,7 +49,7 @@ async def decode_cursor(cursor: str) -> int:
     return position
 
 
-def redact(event: Event, caller: Caller) -> dict[str, Any]:
+def redact(event: EventOut, caller: Caller) -> EventOut:
     """The event as a reader may see it. Without pii:read, PII values in ``data`` become null and
     their names are listed in ``data.redacted_fields`` (with those of changed PII fields, whose
     ``changes`` entry becomes ``[null, null]``)."""
@@ -66,44 +65,33 @@ def redact(event: Event, caller: Caller) -> dict[str, Any]:
                 redacted.add(field)
         if redacted:
             data["redacted_fields"] = sorted(redacted)
-    return {
-        "id": event.id,
-        "position": event.position,
-        "type": event.type,
-        "occurred_at": event.occurred_at,
-        "customer_id": event.customer_id,
-        "sequence": event.sequence,
-        "data": data,
-        "changes": changes,
-    }
+    return event.model_copy(update={"data": data, "changes": changes})
 
 
 async def read_feed(
-    session: AsyncSession,
+    conn: Connection,
     caller: Caller,
     *,
     cursor: str | None,
     types: Sequence[str],
     customer_id: uuid.UUID | None,
     limit: int,
-) -> tuple[list[dict[str, Any]], str, bool]:
+) -> tuple[list[EventOut], str, bool]:
     """A page of stamped events after ``cursor``, the cursor to continue from (never None), and
     whether more events are available right now."""
     caller.require("events:read")
     after = await decode_cursor(cursor) if cursor else 0
     rows = await repository.feed(
-        session, after=after, types=types, customer_id=customer_id, limit=limit + 1
+        conn, after=after, types=types, customer_id=customer_id, limit=limit + 1
     )
     has_more = len(rows) > limit
     rows = rows[:limit]
     if rows:
-        last = rows[-1].position
-        assert last is not None  # the feed reads stamped rows only
-        next_cursor = await encode_cursor(last)
+        next_cursor = await encode_cursor(rows[-1].position)
     else:
         next_cursor = cursor or await encode_cursor(0)
     return [redact(row, caller) for row in rows], next_cursor, has_more
 
 
-async def purge_expired(session: AsyncSession) -> int:
-    return await repository.purge_before(session, clock.now() - timedelta(days=RETENTION_DAYS))
+async def purge_expired(conn: Connection) -> int:
+    return await repository.purge_before(conn, clock.now() - timedelta(days=RETENTION_DAYS))

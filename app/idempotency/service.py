@@ -13,12 +13,11 @@ import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from app.core import clock
 from app.core.errors import BadRequest, Conflict, ValidationFailed
+from app.db import Connection
 from app.idempotency import repository
-from app.idempotency.models import IdempotencyRecord
+from app.idempotency.repository import StoredResponse
 
 MAX_KEY_LENGTH = 255
 
@@ -55,17 +54,17 @@ def fingerprint(*parts: str, body: bytes = b"") -> str:
 
 
 async def begin(
-    session: AsyncSession, api_key_id: uuid.UUID, key: str, request_fingerprint: str
-) -> IdempotencyRecord | None:
+    conn: Connection, api_key_id: uuid.UUID, key: str, request_fingerprint: str
+) -> StoredResponse | None:
     """Claim the key for this transaction. Returns the stored response to replay, or None when the
     request is to run now (then call ``remember`` with its response before the transaction ends)."""
-    if not await repository.try_lock(session, api_key_id, key):
+    if not await repository.try_lock(conn, api_key_id, key):
         raise Conflict(
             "A request with this Idempotency-Key is still being processed; retry shortly.",
             code="idempotency_key_in_use",
             headers={"Retry-After": "1"},
         )
-    stored = await repository.find_live(session, api_key_id, key)
+    stored = await repository.find_live(conn, api_key_id, key)
     if stored is not None and stored.request_hash != request_fingerprint:
         raise ValidationFailed(
             "This Idempotency-Key was used with a different request; use a new key.",
@@ -75,7 +74,7 @@ async def begin(
 
 
 async def remember(
-    session: AsyncSession,
+    conn: Connection,
     api_key_id: uuid.UUID,
     key: str,
     request_fingerprint: str,
@@ -86,14 +85,12 @@ async def remember(
     ttl: timedelta,
 ) -> None:
     await repository.save(
-        session,
-        IdempotencyRecord(
-            api_key_id=api_key_id,
-            key=key,
-            request_hash=request_fingerprint,
-            status_code=status_code,
-            response_headers=dict(headers),
-            response_body=body,
-            expires_at=clock.now() + ttl,
-        ),
+        conn,
+        api_key_id=api_key_id,
+        key=key,
+        request_hash=request_fingerprint,
+        status_code=status_code,
+        response_headers=headers,
+        response_body=body,
+        expires_at=clock.now() + ttl,
     )

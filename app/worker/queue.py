@@ -1,6 +1,6 @@
 """Enqueue jobs inside the caller's transaction, so a job exists only if the work that asked for it commits.
 
-pgqueuer's rows are written through the session's own connection; its NOTIFY is transactional too, so
+pgqueuer's rows are written through the caller's own connection; its NOTIFY is transactional too, so
 workers hear of the job at commit and never before.
 """
 
@@ -10,18 +10,18 @@ from typing import Any
 
 from pgqueuer import AsyncpgDriver, Queries
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import Connection
 
 
 async def enqueue(
-    session: AsyncSession,
+    connection: Connection,
     entrypoint: str,
     payload: dict[str, Any] | None = None,
     *,
     delay: timedelta | None = None,
     dedupe_key: str | None = None,
 ) -> int:
-    connection = await session.connection()
     # SQLAlchemy's asyncpg adapter sends BEGIN lazily, with its first statement: make sure the
     # transaction is open, or pgqueuer's INSERT on the raw connection would commit on its own.
     await connection.execute(text("SELECT 1"))

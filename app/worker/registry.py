@@ -15,14 +15,14 @@ log = structlog.get_logger("kehu.worker")
 
 
 async def purge_expired_idempotency_keys(_: dict[str, Any]) -> None:
-    async with unit_of_work() as session:
-        removed = await idempotency.purge_expired(session)
+    async with unit_of_work() as conn:
+        removed = await idempotency.purge_expired(conn)
     log.info("idempotency_keys_purged", removed=removed)
 
 
 async def purge_old_events(_: dict[str, Any]) -> None:
-    async with unit_of_work() as session:
-        removed = await events.purge_expired(session)
+    async with unit_of_work() as conn:
+        removed = await events.purge_expired(conn)
     log.info("events_purged", removed=removed)
 
 

@@ -12,7 +12,7 @@ import structlog
 from sqlalchemy import select
 
 from app.customers.models import Customer
-from app.db import read_session
+from app.db import read_connection
 from tests.fixtures.api import assert_problem, count_customers
 from tests.fixtures.factories import bearer, customer_body
 
@@ -32,7 +32,7 @@ def fields(body: dict[str, Any]) -> set[str]:
 
 
 async def stored_names() -> set[str | None]:
-    async with read_session() as session:
+    async with read_connection() as session:
         rows = await session.execute(select(Customer.first_name))
         return {row[0] for row in rows}
 

@@ -14,11 +14,11 @@ import pytest
 import uvicorn
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.core.logging import safe_traceback
 from app.customers import repository
+from app.db import Connection
 from app.main import create_app
 from tests.fixtures.factories import KeyFactory, bearer
 
@@ -57,21 +57,21 @@ async def served(settings: Settings) -> AsyncIterator[str]:
         await task
 
 
-async def _plain_insert(session: AsyncSession, values: dict[str, Any]) -> Any:
+async def _plain_insert(conn: Connection, values: dict[str, Any]) -> Any:
     """A lost race: an INSERT without ON CONFLICT, failing on the unique email index."""
     statement = insert(repository.customers).returning(*repository.customers.c)
-    return (await session.execute(statement, values)).first()
+    return (await conn.execute(statement, values)).first()
 
 
-async def _server_error(session: AsyncSession, values: dict[str, Any]) -> Any:
+async def _server_error(conn: Connection, values: dict[str, Any]) -> Any:
     """An unexpected database error whose message and DETAIL quote the email."""
-    await session.execute(text(RAISE_WITH_DETAIL))
-    await session.execute(text("SELECT pg_temp.kehu_fail(:v)"), {"v": values["email"]})
+    await conn.execute(text(RAISE_WITH_DETAIL))
+    await conn.execute(text("SELECT pg_temp.kehu_fail(:v)"), {"v": values["email"]})
 
 
-async def _driver_error(session: AsyncSession, values: dict[str, Any]) -> Any:
+async def _driver_error(conn: Connection, values: dict[str, Any]) -> Any:
     """An error raised by asyncpg itself while encoding a parameter (it quotes the value)."""
-    await session.execute(text("SELECT CAST(:v AS date)"), {"v": values["phone"]})
+    await conn.execute(text("SELECT CAST(:v AS date)"), {"v": values["phone"]})
 
 
 def body(**overrides: Any) -> dict[str, Any]:

@@ -6,12 +6,12 @@ import httpx2 as httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api import deps
 from app.apikeys import service as apikeys
 from app.core.auth import Caller
 from app.core.config import Settings
+from app.db import Connection
 from app.main import create_app
 from tests.fixtures.factories import KeyFactory, bearer, customer_body
 
@@ -81,9 +81,9 @@ async def test_invalid_keys_are_throttled_per_address(
     lookups: list[str] = []
     real = apikeys.authenticate
 
-    async def counting(session: AsyncSession, presented: str) -> Caller | None:
+    async def counting(conn: Connection, presented: str) -> Caller | None:
         lookups.append(presented)
-        return await real(session, presented)
+        return await real(conn, presented)
 
     # the module app.api.deps calls it through
     monkeypatch.setattr(apikeys, "authenticate", counting)

@@ -23,7 +23,6 @@ from schemathesis.core.errors import InvalidSchema
 from schemathesis.core.result import Ok, Result
 from schemathesis.schemas import APIOperation
 from schemathesis.specs.openapi import checks as openapi_checks
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api import deps
 from app.core.config import Settings
@@ -78,8 +77,8 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 async def _admin_key(url: str) -> str:
     engine = db.create_engine(url, pool_size=1)
     try:
-        async with AsyncSession(engine) as session, session.begin():
-            return await create_api_key(session, "admin", name="schemathesis")
+        async with engine.begin() as conn:
+            return await create_api_key(conn, "admin", name="schemathesis")
     finally:
         await engine.dispose()
 

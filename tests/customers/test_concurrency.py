@@ -4,7 +4,7 @@ import asyncio
 
 import httpx2 as httpx
 
-from app.db import read_session
+from app.db import read_connection
 from app.events.models import Event
 from tests.fixtures.events import wait_stamped
 from tests.fixtures.factories import create_customer, customer_body
@@ -54,7 +54,7 @@ async def test_concurrent_updates_get_gapless_per_customer_sequences(
     assert final["version"] == 11
     assert final["attributes"] == {f"k{i}": i for i in range(10)}
     await wait_stamped()
-    async with read_session() as session:
+    async with read_connection() as session:
         rows = (
             await session.execute(
                 Event.__table__.select()

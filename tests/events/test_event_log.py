@@ -6,7 +6,7 @@ import httpx2 as httpx
 
 from app.core import clock
 from app.core.ids import new_id
-from app.db import read_session, unit_of_work
+from app.db import read_connection, unit_of_work
 from app.events import repository
 from app.events import service as events
 from app.events.models import Event
@@ -151,7 +151,7 @@ async def test_feed_needs_events_read(client: httpx.AsyncClient, make_key: KeyFa
 async def test_uncommitted_event_is_not_in_feed_until_commit(client: httpx.AsyncClient) -> None:
     async with unit_of_work() as session:
         await events.record(session, "test.probe", customer_id=None, data={"n": 1})
-        async with read_session() as other:
+        async with read_connection() as other:
             rows = (await other.execute(Event.__table__.select())).all()
             assert rows == []
         await asyncio.sleep(0.3)

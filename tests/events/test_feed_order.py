@@ -13,7 +13,7 @@ from app.core.auth import Caller
 from app.customers import service as customers
 from app.customers.schemas import CustomerCreate, CustomerUpdate
 from app.db import engine as db
-from app.db import read_session, unit_of_work
+from app.db import read_connection, unit_of_work
 from app.events import service as events
 from tests.fixtures.events import all_events, wait_stamped
 from tests.fixtures.factories import customer_body
@@ -26,10 +26,11 @@ READERS = 3
 
 
 async def _page(cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str, bool]:
-    async with read_session() as session:
-        return await events.read_feed(
+    async with read_connection() as session:
+        rows, next_cursor, has_more = await events.read_feed(
             session, ADMIN, cursor=cursor, types=[], customer_id=None, limit=limit
         )
+    return [row.model_dump() for row in rows], next_cursor, has_more
 
 
 async def _read_all(limit: int, client: httpx.AsyncClient | None = None) -> list[dict[str, Any]]:

@@ -11,17 +11,17 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Caller
 from app.core.config import get_settings
+from app.db import Connection
 from app.idempotency import service as idempotency
 
 OutT = TypeVar("OutT", bound=BaseModel)
 
 
 async def run_once(
-    session: AsyncSession,
+    conn: Connection,
     caller: Caller,
     key: str | None,
     operation: str,
@@ -36,12 +36,12 @@ async def run_once(
     idempotency.check_key(key, "idempotencyKey")
     body = json.dumps(arguments, default=str, sort_keys=True).encode("utf-8", "surrogatepass")
     request_fingerprint = idempotency.fingerprint("graphql", operation, body=body)
-    stored = await idempotency.begin(session, caller.key_id, key, request_fingerprint)
+    stored = await idempotency.begin(conn, caller.key_id, key, request_fingerprint)
     if stored is not None:
         return output.model_validate_json(stored.response_body), True
     result = await run()
     await idempotency.remember(
-        session,
+        conn,
         caller.key_id,
         key,
         request_fingerprint,
