@@ -9,7 +9,7 @@ from typing import Any
 
 from app.core.auth import Caller
 from app.core.ids import new_id
-from app.customers import service
+from app.customers import batch
 from app.customers.schemas import CustomerBatch, normalize_phone
 from app.db import unit_of_work
 
@@ -196,6 +196,6 @@ async def seed_demo(count: int = 1000, seed: int = 2026) -> int:
     for start in range(0, count, 500):
         items = [demo_customer(rng, i) for i in range(start, min(count, start + 500))]
         async with unit_of_work() as conn:
-            result = await service.batch_upsert(conn, caller, CustomerBatch(items=items))
+            result = await batch.batch_upsert(conn, caller, CustomerBatch(items=items))
         written += result.created + result.updated + result.unchanged
     return written

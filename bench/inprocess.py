@@ -17,7 +17,9 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -27,10 +29,18 @@ PG = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 KEHU_DB, RAW_DB = "kehu_bench_inproc", "kehu_bench_inproc_raw"
 
 
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[
+    [Message, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]],
+    Awaitable[None],
+]
+Step = Callable[[int], Awaitable[None]]
+
+
 async def call(
-    app, method: str, path: str, headers: dict[str, str], body: bytes = b""
-) -> tuple[int, bytes]:  # type: ignore[no-untyped-def]
-    scope = {
+    app: ASGIApp, method: str, path: str, headers: dict[str, str], body: bytes = b""
+) -> tuple[int, bytes]:
+    scope: Message = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -46,19 +56,20 @@ async def call(
         + [(k.lower().encode(), v.encode()) for k, v in headers.items()],
     }
     sent = False
-    status, chunks = 0, []
+    status, chunks = 0, list[bytes]()
 
-    async def receive():  # type: ignore[no-untyped-def]
+    async def receive() -> Message:
         nonlocal sent
         if not sent:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
         await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
 
-    async def send(message):  # type: ignore[no-untyped-def]
+    async def send(message: Message) -> None:
         nonlocal status
         if message["type"] == "http.response.start":
-            status = message["status"]
+            status = int(message["status"])
         elif message["type"] == "http.response.body":
             chunks.append(message.get("body", b""))
 
@@ -69,9 +80,9 @@ async def call(
 cpu_per_request: list[float] = []
 
 
-def timed_loop(n: int):  # type: ignore[no-untyped-def]
-    async def run(fn) -> list[float]:  # type: ignore[no-untyped-def]
-        out = []
+def timed_loop(n: int) -> Callable[[Step], Awaitable[list[float]]]:
+    async def run(fn: Step) -> list[float]:
+        out: list[float] = []
         cpu = time.process_time()
         for i in range(n):
             t = time.perf_counter()
@@ -152,7 +163,8 @@ async def measure(args: argparse.Namespace) -> dict[str, float]:
         results["kehu_get_cpu_us"] = cpu_per_request[-1]
 
     async with raw_app.app.router.lifespan_context(raw_app.app):
-        async with raw_app.pool.acquire() as conn:  # type: ignore[union-attr]
+        assert raw_app.pool is not None
+        async with raw_app.pool.acquire() as conn:
             await conn.execute(raw_app.SCHEMA)
         raw_ids: list[str] = []
         headers = {"content-type": "application/json"}

@@ -1,18 +1,25 @@
-"""Kehu against a minimal FastAPI + raw asyncpg app, on this machine, in one run.
+"""Kehu against a minimal FastAPI + raw asyncpg app and a tutorial-style FastAPI + SQLAlchemy ORM app,
+on this machine, in one run.
 
-    uv run python bench/run.py [--seconds 10] [--concurrency 32]
+    uv run python bench/run.py [--seconds 10] [--warmup 3] [--concurrency 32] [--rounds 3] [--json F]
 
-1. Creates two fresh databases (kehu_bench, kehu_bench_raw); migrates Kehu's, creates an admin key and
-   seeds customers; creates the raw app's table and seeds the same number of rows.
-2. Starts `kehu serve` and `uvicorn bench.raw_app:app` side by side (1 worker each, uvloop + httptools,
-   no access log) on free ports of 127.0.0.1.
-3. Loads each scenario with wrk (warm-up, then measurement), one after another, and prints requests/s,
-   p50 and p99, and each Kehu figure as a ratio of the raw app's.
-4. Stops both servers and drops both databases.
+1. Creates three fresh databases (kehu_bench, kehu_bench_raw, kehu_bench_orm); migrates Kehu's,
+   creates an admin key and seeds customers; creates the raw and ORM apps' table (bench/raw_app.py
+   SCHEMA) in theirs and seeds the same number of rows.
+2. Starts `kehu serve`, `uvicorn bench.raw_app:app` and `uvicorn bench.orm_app:app` side by side
+   (1 worker each, uvloop + httptools, no access log, the same DB pool size) on free ports of
+   127.0.0.1, each in its own session so a Ctrl-C reaches only this script, which then stops them.
+3. Loads each scenario in turn with wrk (warm-up, then measurement): raw REST read, ORM REST read,
+   ORM GraphQL read, Kehu REST read, Kehu GraphQL read, raw create, ORM create, Kehu create. With
+   --rounds N the whole plan repeats and each scenario's figure is its median round (by req/s).
+4. Prints a markdown table: req/s, p50, p99, the server's CPU ms per request (from /proc/<pid>/stat
+   before and after the measured window), and the ratios against the raw and the ORM app; with
+   --json PATH also writes the figures there.
+5. Stops the servers and drops the databases (also on Ctrl-C, SIGTERM or an error).
 
-Everything is bounded: wrk runs for --seconds (plus --warmup), every subprocess has a timeout.
-Needs `wrk` (Debian: `apt-get install -y wrk`) and a PostgreSQL you can create databases in
-(--pg, default postgresql://postgres@127.0.0.1:5432).
+Everything is bounded: wrk runs for --seconds (plus --warmup), every subprocess and database call
+has a timeout. Needs `wrk` (Debian: `apt-get install -y wrk`) and a PostgreSQL you can create
+databases in (--pg, default postgresql://postgres@127.0.0.1:5432).
 """
 
 from __future__ import annotations
@@ -31,11 +38,15 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information (as in app/)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -44,13 +55,13 @@ from bench.raw_app import SCHEMA  # noqa: E402
 
 GRAPHQL_QUERY = "query($id: ID!){ customer(id: $id){ id email firstName lastName city tags } }"
 CITIES = ["Shanghai", "Beijing", "Berlin", "Paris", "Austin", "Lyon", "Osaka", "Porto"]
+DB_TIMEOUT = 30.0  # seconds, for every connect and statement of this script
 
 
 # --------------------------------------------------------------------------- wrk scripts
 
 LUA_COMMON = r"""
 local counter = 0
-local tid = 0
 local threads = {}
 local next_tid = 0
 function setup(thread)
@@ -60,9 +71,9 @@ function setup(thread)
 end
 function init(args)
   prefix = args[1] or "x"
-  math.randomseed(os.time() + (tid or 0) * 7919)
+  tid = tid or 0
+  math.randomseed(os.time() + tid * 7919)
 end
-local function json_escape(s) return s end
 function done(summary, latency, requests)
   io.write(string.format(
     'WRKJSON {"requests": %d, "duration_us": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, ' ..
@@ -75,12 +86,15 @@ end
 """
 
 
+def _lua_headers(headers: dict[str, str]) -> str:
+    return "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in headers.items())
+
+
 def lua_get(path_prefix: str, ids: list[str], headers: dict[str, str]) -> str:
     id_list = ",".join(f'"{i}"' for i in ids)
-    hdrs = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in headers.items())
     return (
         LUA_COMMON
-        + f"local ids = {{{id_list}}}\n{hdrs}"
+        + f"local ids = {{{id_list}}}\n{_lua_headers(headers)}"
         + "function request()\n"
         + f'  return wrk.format("GET", "{path_prefix}" .. ids[math.random(#ids)])\n'
         + "end\n"
@@ -88,11 +102,10 @@ def lua_get(path_prefix: str, ids: list[str], headers: dict[str, str]) -> str:
 
 
 def lua_post(path: str, headers: dict[str, str]) -> str:
-    hdrs = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in headers.items())
     cities = ",".join(f'"{c}"' for c in CITIES)
     return (
         LUA_COMMON
-        + f'wrk.headers["Content-Type"] = "application/json"\n{hdrs}'
+        + f'wrk.headers["Content-Type"] = "application/json"\n{_lua_headers(headers)}'
         + f"local cities = {{{cities}}}\n"
         + "function request()\n"
         + "  counter = counter + 1\n"
@@ -106,11 +119,10 @@ def lua_post(path: str, headers: dict[str, str]) -> str:
 
 def lua_graphql(ids: list[str], headers: dict[str, str]) -> str:
     id_list = ",".join(f'"{i}"' for i in ids)
-    hdrs = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in headers.items())
     query = json.dumps(GRAPHQL_QUERY)[1:-1].replace("\\", "\\\\").replace('"', '\\"')
     return (
         LUA_COMMON
-        + f'wrk.headers["Content-Type"] = "application/json"\n{hdrs}'
+        + f'wrk.headers["Content-Type"] = "application/json"\n{_lua_headers(headers)}'
         + f"local ids = {{{id_list}}}\n"
         + "function request()\n"
         + "  local id = ids[math.random(#ids)]\n"
@@ -142,8 +154,8 @@ def http(
         request.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            raw = response.read()
-            status = response.status
+            raw: bytes = response.read()
+            status = int(response.status)
     except urllib.error.HTTPError as exc:
         raw, status = exc.read(), exc.code
     try:
@@ -178,25 +190,26 @@ def stop(proc: subprocess.Popen[bytes] | None) -> None:
         proc.wait(timeout=5)
 
 
-async def recreate_db(pg: str, name: str) -> None:
-    conn = await asyncpg.connect(f"{pg}/postgres")
+async def _admin(pg: str, *statements: str) -> None:
+    conn = await asyncpg.connect(f"{pg}/postgres", timeout=DB_TIMEOUT, command_timeout=DB_TIMEOUT)
     try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        for statement in statements:
+            await conn.execute(statement)
     finally:
         await conn.close()
+
+
+async def recreate_db(pg: str, name: str) -> None:
+    await _admin(pg, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
 
 
 async def drop_db(pg: str, name: str) -> None:
-    conn = await asyncpg.connect(f"{pg}/postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await _admin(pg, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def seed_raw(url: str, count: int) -> list[str]:
-    conn = await asyncpg.connect(url)
+    """The raw and ORM apps' table (SCHEMA) with `count` rows; their ids."""
+    conn = await asyncpg.connect(url, timeout=DB_TIMEOUT, command_timeout=DB_TIMEOUT * 4)
     try:
         await conn.execute(SCHEMA)
         rows = [
@@ -222,7 +235,7 @@ async def seed_raw(url: str, count: int) -> list[str]:
 
 
 async def kehu_ids(url: str, count: int) -> list[str]:
-    conn = await asyncpg.connect(url)
+    conn = await asyncpg.connect(url, timeout=DB_TIMEOUT, command_timeout=DB_TIMEOUT)
     try:
         await conn.execute("ANALYZE")
         rows = await conn.fetch(
@@ -261,6 +274,29 @@ def seed_kehu_rest(base: str, key: str, count: int) -> None:
         raise RuntimeError(f"seeding through REST: {len(bad)} failures, e.g. HTTP {bad[0]}")
 
 
+def graphql_problem(base: str, customer_id: str, headers: dict[str, str]) -> str:
+    """Empty when `customer(id)` answers with the customer; else what went wrong."""
+    status, body = http(
+        "POST",
+        f"{base}/graphql",
+        {"query": GRAPHQL_QUERY, "variables": {"id": customer_id}},
+        headers,
+    )
+    data = body.get("data") if isinstance(body, dict) else None
+    if (
+        status == 200
+        and isinstance(body, dict)
+        and not body.get("errors")
+        and isinstance(data, dict)
+        and data.get("customer")
+    ):
+        return ""
+    return f"not ready: HTTP {status} {str(body)[:160]}"
+
+
+# --------------------------------------------------------------------------- measuring
+
+
 @dataclass
 class Result:
     name: str
@@ -277,6 +313,15 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wrk_summary(stdout: str) -> dict[str, float] | None:
+    for line in stdout.splitlines():
+        if line.startswith("WRKJSON "):
+            data: object = json.loads(line[len("WRKJSON ") :])
+            if isinstance(data, dict):
+                return {str(k): float(v) for k, v in data.items()}
+    return None
 
 
 def run_wrk(
@@ -306,10 +351,10 @@ def run_wrk(
             prefix,
         ]
         out = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
-        for line in out.stdout.splitlines():
-            if line.startswith("WRKJSON "):
-                return json.loads(line[len("WRKJSON ") :])  # type: ignore[no-any-return]
-        raise RuntimeError(f"wrk gave no summary for {name}:\n{out.stdout}\n{out.stderr}")
+        summary = _wrk_summary(out.stdout)
+        if summary is None:
+            raise RuntimeError(f"wrk gave no summary for {name}:\n{out.stdout}\n{out.stderr}")
+        return summary
 
     if warmup > 0:
         once(warmup, f"w{run_id}")
@@ -333,31 +378,109 @@ def run_wrk(
     )
 
 
-def table(results: dict[str, Result], ratios: list[tuple[str, str, float]]) -> str:
+# --------------------------------------------------------------------------- plan and report
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    label: str
+    server: str  # "kehu", "raw" or "orm"
+    raw: str | None = None  # the raw app's scenario this one is compared with
+    orm: str | None = None  # the ORM app's scenario this one is compared with (Kehu's rows)
+    target: float | None = None  # Kehu's goal for req/s against `raw`
+
+
+PLAN = [
+    Scenario("raw_get", "raw GET /customers/{id}", "raw"),
+    Scenario("orm_get", "ORM GET /customers/{id}", "orm", raw="raw_get"),
+    Scenario("orm_graphql", "ORM GraphQL `customer(id)`", "orm", raw="raw_get"),
+    Scenario("kehu_get", "Kehu GET /v1/customers/{id}", "kehu", "raw_get", "orm_get", 0.5),
+    Scenario("kehu_graphql", "Kehu GraphQL `customer(id)`", "kehu", "raw_get", "orm_graphql", 0.35),
+    Scenario("raw_post", "raw POST /customers", "raw"),
+    Scenario("orm_post", "ORM POST /customers", "orm", raw="raw_post"),
+    Scenario("kehu_post", "Kehu POST /v1/customers", "kehu", "raw_post", "orm_post", 0.4),
+]
+
+
+@dataclass
+class Row:
+    """One scenario's median round and its ratios (None where not applicable or not measured)."""
+
+    key: str
+    label: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    cpu_ms_per_request: float
+    errors: int
+    requests: int
+    rounds_rps: list[float]
+    vs_raw: float | None = None
+    vs_orm: float | None = None
+    p99_vs_raw_p99: float | None = None
+    target_vs_raw: float | None = None
+    target_met: bool | None = None
+    note: str = ""
+
+
+def _ratio(num: float, den: float | None) -> float | None:
+    return num / den if den and num else None
+
+
+def rows(plan: list[Scenario], rounds: dict[str, list[Result]]) -> list[Row]:
+    median = {k: sorted(v, key=lambda r: r.rps)[len(v) // 2] for k, v in rounds.items() if v}
+    out = []
+    for s in plan:
+        if s.key not in median:
+            continue
+        r = median[s.key]
+        raw = median.get(s.raw) if s.raw else None
+        orm = median.get(s.orm) if s.orm else None
+        row = Row(
+            key=s.key,
+            label=s.label,
+            rps=r.rps,
+            p50_ms=r.p50_ms,
+            p99_ms=r.p99_ms,
+            cpu_ms_per_request=r.cpu_ms,
+            errors=r.errors,
+            requests=r.requests,
+            rounds_rps=[x.rps for x in rounds[s.key]],
+            vs_raw=_ratio(r.rps, raw.rps if raw else None),
+            vs_orm=_ratio(r.rps, orm.rps if orm else None),
+            p99_vs_raw_p99=_ratio(r.p99_ms, raw.p99_ms if raw else None),
+            target_vs_raw=s.target,
+            note=r.note,
+        )
+        if s.target is not None and row.vs_raw is not None:
+            row.target_met = row.vs_raw >= s.target
+        out.append(row)
+    return out
+
+
+def table(report: list[Row]) -> str:
+    def num(value: float | None, fmt: str) -> str:
+        return "" if value is None else format(value, fmt)
+
     lines = [
-        "| Scenario | req/s | p50 ms | p99 ms | server CPU ms/req | errors | × raw | target |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| Scenario | req/s | p50 ms | p99 ms | server CPU ms/req | errors "
+        "| × raw | × ORM | p99 × raw p99 | target (× raw) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    ratio_of = {k: (base, target) for k, base, target in ratios}
-    for key, r in results.items():
-        ratio, target = "", ""
-        if key in ratio_of and r.rps > 0:
-            base, goal = ratio_of[key]
-            if base not in results or not results[base].rps:
-                lines.append(
-                    f"| {r.name} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
-                    f"{r.cpu_ms:.2f} | {r.errors} |  |  |"
-                )
-                continue
-            value = r.rps / results[base].rps
-            ratio, target = f"{value:.2f}", f"≥ {goal:.2f} {'ok' if value >= goal else 'MISS'}"
-        rps = f"{r.rps:,.0f}" if r.rps else "n/a"
-        p50 = f"{r.p50_ms:.2f}" if r.rps else "n/a"
-        p99 = f"{r.p99_ms:.2f}" if r.rps else "n/a"
-        note = f" ({r.note})" if r.note else ""
-        cpu = f"{r.cpu_ms:.2f}" if r.rps else "n/a"
+    for r in report:
+        label = f"{r.label} ({r.note})" if r.note else r.label
+        if not r.rps:
+            lines.append(f"| {label} | n/a | n/a | n/a | n/a | {r.errors} |  |  |  |  |")
+            continue
+        target = ""
+        if r.target_vs_raw is not None:
+            verdict = "" if r.target_met is None else (" ok" if r.target_met else " MISS")
+            target = f"≥ {r.target_vs_raw:.2f}{verdict}"
         lines.append(
-            f"| {r.name}{note} | {rps} | {p50} | {p99} | {cpu} | {r.errors} | {ratio} | {target} |"
+            f"| {label} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
+            f"{r.cpu_ms_per_request:.2f} | {r.errors} | {num(r.vs_raw, '.2f')} | "
+            f"{num(r.vs_orm, '.2f')} | {num(r.p99_vs_raw_p99, '.1f')} | {target} |"
         )
     return "\n".join(lines)
 
@@ -374,11 +497,12 @@ def profile(
     if not Path(spy).exists():
         print("py-spy not found (uv pip install py-spy); skipping --profile", file=sys.stderr)
         return
-    args.profile.mkdir(parents=True, exist_ok=True)
+    folder: Path = args.profile
+    folder.mkdir(parents=True, exist_ok=True)
     for key_name in ("kehu_get", "kehu_post"):
         script = tmp / f"{key_name}.lua"
         script.write_text(scripts[key_name])
-        out = args.profile / f"{key_name}.txt"
+        out = folder / f"{key_name}.txt"
         print(f"· profiling {key_name} for {args.seconds}s into {out}", flush=True)
         recorder = subprocess.Popen(
             [
@@ -398,29 +522,96 @@ def profile(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(0.5)
-        result = run_wrk(
-            key_name,
-            base,
-            script,
-            seconds=args.seconds,
-            warmup=0,
-            concurrency=args.concurrency,
-            threads=args.threads,
-            run_id=f"{run_id}p",
-        )
+        result: Result | None = None
         try:
+            time.sleep(0.5)
+            result = run_wrk(
+                key_name,
+                base,
+                script,
+                seconds=args.seconds,
+                warmup=0,
+                concurrency=args.concurrency,
+                threads=args.threads,
+                run_id=f"{run_id}p",
+            )
             recorder.wait(timeout=args.seconds + 30)
         except subprocess.TimeoutExpired:
-            recorder.kill()
-        print(f"  under the profiler: {result.rps:,.0f} req/s", flush=True)
+            pass
+        finally:
+            if recorder.poll() is None:
+                recorder.kill()
+                recorder.wait(timeout=5)
+        if result is not None:
+            print(f"  under the profiler: {result.rps:,.0f} req/s", flush=True)
+
+
+# --------------------------------------------------------------------------- servers
+
+
+@dataclass
+class Server:
+    name: str  # "kehu", "raw" or "orm"
+    database: str
+    command: list[str]
+    cwd: Path
+    ready_path: str
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, env: dict[str, str], log: Any) -> None:
+        # A session of its own: a Ctrl-C in the terminal reaches this script only, which then stops
+        # the servers in order (and drops the databases) in its `finally`.
+        self.proc = subprocess.Popen(
+            self.command,
+            env=env,
+            cwd=self.cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+
+def uvicorn_command(module: str, port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        f"{module}:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 # --------------------------------------------------------------------------- main
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--seconds", type=int, default=10, help="measurement per scenario")
     parser.add_argument("--warmup", type=int, default=3, help="warm-up per scenario")
     parser.add_argument("--concurrency", type=int, default=32, help="open connections")
@@ -434,8 +625,9 @@ def main() -> int:
         "--rounds",
         type=int,
         default=1,
-        help="repeat the whole plan; each figure is the round with the median req/s",
+        help="repeat the whole plan; each figure is the round with the median req/s (use an odd N)",
     )
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument(
         "--profile",
         type=Path,
@@ -445,39 +637,63 @@ def main() -> int:
     )
     parser.add_argument(
         "--scenarios",
-        default="raw_get,kehu_get,kehu_graphql,raw_post,kehu_post",
-        help="which scenarios to measure (comma list)",
+        default=",".join(s.key for s in PLAN),
+        help="which scenarios to measure (comma list; default all, in this order)",
     )
     parser.add_argument("--keep", action="store_true", help="leave servers up until Enter (debug)")
     args = parser.parse_args()
     if not 1 <= args.seconds <= 300 or not 1 <= args.concurrency <= 1024:
         parser.error("--seconds must be 1..300 and --concurrency 1..1024")
+    if not 0 <= args.warmup <= 120 or not 1 <= args.rounds <= 15 or not 1 <= args.threads <= 64:
+        parser.error("--warmup must be 0..120, --rounds 1..15 and --threads 1..64")
+    if not 1 <= args.customers <= 100_000 or not 1 <= args.pool_size <= 200:
+        parser.error("--customers must be 1..100000 and --pool-size 1..200")
+    wanted = args.scenarios.split(",")
+    unknown = sorted(set(wanted) - {s.key for s in PLAN})
+    if unknown:
+        parser.error(f"unknown scenarios {unknown}; known: {', '.join(s.key for s in PLAN)}")
     if shutil.which("wrk") is None:
         print("wrk is required: apt-get install -y wrk", file=sys.stderr)
         return 2
+    # Ctrl-C (also when started in the background, where SIGINT may come in ignored), SIGTERM and
+    # SIGHUP all end in the `finally` below, which stops the servers and drops the databases.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
 
-    kehu_db, raw_db = "kehu_bench", "kehu_bench_raw"
-    kehu_url, raw_url = f"{args.pg}/{kehu_db}", f"{args.pg}/{raw_db}"
     bindir = Path(sys.executable).parent
     kehu_bin = str(bindir / "kehu") if (bindir / "kehu").exists() else "kehu"
+    tmp = Path(tempfile.mkdtemp(prefix="kehu-bench-"))
+    servers = {
+        "kehu": Server("kehu", "kehu_bench", [], tmp, "/healthz"),
+        "raw": Server("raw", "kehu_bench_raw", [], ROOT, "/openapi.json"),
+        "orm": Server("orm", "kehu_bench_orm", [], ROOT, "/openapi.json"),
+    }
+    kehu, raw, orm = servers["kehu"], servers["raw"], servers["orm"]
+    # `kehu serve` runs uvicorn in its own process with 1 worker; uvicorn's "auto" loop and HTTP
+    # implementation pick uvloop and httptools (both installed), and Kehu turns the access log off.
+    kehu.command = [kehu_bin, "serve", "--host", "127.0.0.1", "--port", str(kehu.port)]
+    raw.command = uvicorn_command("bench.raw_app", raw.port)
+    orm.command = uvicorn_command("bench.orm_app", orm.port)
+    url = {name: f"{args.pg}/{srv.database}" for name, srv in servers.items()}
     env = {
         **os.environ,
-        "KEHU_DATABASE_URL": kehu_url,
+        "KEHU_DATABASE_URL": url["kehu"],
         "KEHU_LOG_LEVEL": "warning",
         "KEHU_RATE_LIMIT": "10000000/minute",
         "KEHU_RUN_WORKER": "false",
         "KEHU_DB_POOL_SIZE": str(args.pool_size),
-        "RAW_DATABASE_URL": raw_url,
+        "RAW_DATABASE_URL": url["raw"],
         "RAW_POOL_SIZE": str(args.pool_size),
+        "ORM_DATABASE_URL": url["orm"],
+        "ORM_POOL_SIZE": str(args.pool_size),
     }
-    kehu_proc = raw_proc = None
     logs = ExitStack()
-    tmp = Path(tempfile.mkdtemp(prefix="kehu-bench-"))
     run_id = uuid.uuid4().hex[:8]
     try:
-        print(f"· databases {kehu_db}, {raw_db}", flush=True)
-        asyncio.run(recreate_db(args.pg, kehu_db))
-        asyncio.run(recreate_db(args.pg, raw_db))
+        print(f"· databases {', '.join(srv.database for srv in servers.values())}", flush=True)
+        for srv in servers.values():
+            asyncio.run(recreate_db(args.pg, srv.database))
         subprocess.run(
             [kehu_bin, "migrate"],
             env=env,
@@ -504,166 +720,160 @@ def main() -> int:
             capture_output=True,
             text=True,
         )
-        raw_ids = asyncio.run(seed_raw(raw_url, args.customers))
+        raw_ids = asyncio.run(seed_raw(url["raw"], args.customers))
+        orm_ids = asyncio.run(seed_raw(url["orm"], args.customers))
 
-        kehu_port, raw_port = free_port(), free_port()
-        kehu_base, raw_base = f"http://127.0.0.1:{kehu_port}", f"http://127.0.0.1:{raw_port}"
-        print(f"· kehu serve on {kehu_port}, raw app on {raw_port}", flush=True)
-        kehu_command = [kehu_bin, "serve", "--host", "127.0.0.1", "--port", str(kehu_port)]
-        kehu_proc = subprocess.Popen(
-            kehu_command,
-            env=env,
-            cwd=tmp,
-            stdout=subprocess.DEVNULL,
-            stderr=logs.enter_context((tmp / "kehu.err").open("wb")),
+        print(
+            "· "
+            + ", ".join(f"{srv.name} on {srv.port}" for srv in servers.values())
+            + f" (pool {args.pool_size} each)",
+            flush=True,
         )
-        raw_proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "bench.raw_app:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(raw_port),
-                "--workers",
-                "1",
-                "--loop",
-                "uvloop",
-                "--http",
-                "httptools",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=logs.enter_context((tmp / "raw.err").open("wb")),
-        )
-        wait_ready(f"{kehu_base}/healthz", kehu_proc)
-        wait_ready(f"{raw_base}/openapi.json", raw_proc)
+        for srv in servers.values():
+            srv.start(env, logs.enter_context((tmp / f"{srv.name}.err").open("wb")))
+        for srv in servers.values():
+            assert srv.proc is not None
+            wait_ready(f"{srv.base}{srv.ready_path}", srv.proc)
 
         if seeded.returncode != 0:
             print("· `kehu seed --demo` failed; seeding through POST /v1/customers", flush=True)
-            seed_kehu_rest(kehu_base, key, args.customers)
-        ids = asyncio.run(kehu_ids(kehu_url, args.customers))
+            seed_kehu_rest(kehu.base, key, args.customers)
+        ids = asyncio.run(kehu_ids(url["kehu"], args.customers))
         if not ids:
             raise RuntimeError("no customers seeded in Kehu's database")
         auth = {"Authorization": f"Bearer {key}"}
 
         # Sanity checks (one request each) before loading.
-        status, _ = http("GET", f"{kehu_base}/v1/customers/{ids[0]}", headers=auth)
-        assert status == 200, f"Kehu GET answered {status}"
-        status, _ = http("GET", f"{raw_base}/customers/{raw_ids[0]}")
-        assert status == 200, f"raw GET answered {status}"
-        status, body = http(
-            "POST",
-            f"{kehu_base}/graphql",
-            {"query": GRAPHQL_QUERY, "variables": {"id": ids[0]}},
-            auth,
-        )
-        graphql_ok = (
-            status == 200
-            and isinstance(body, dict)
-            and not body.get("errors")
-            and isinstance(body.get("data"), dict)
-            and body["data"].get("customer")
-        )
-        graphql_note = "" if graphql_ok else f"not ready: HTTP {status} {str(body)[:160]}"
-        if graphql_note:
-            print(f"· GraphQL customer(id) {graphql_note}", flush=True)
+        for base, path, headers in (
+            (kehu.base, f"/v1/customers/{ids[0]}", auth),
+            (raw.base, f"/customers/{raw_ids[0]}", {}),
+            (orm.base, f"/customers/{orm_ids[0]}", {}),
+        ):
+            status, body = http("GET", f"{base}{path}", headers=headers)
+            if status != 200:
+                raise RuntimeError(f"GET {base}{path} answered {status}: {str(body)[:300]}")
+        for base, path, headers in (
+            (kehu.base, "/v1/customers", auth),
+            (raw.base, "/customers", {}),
+            (orm.base, "/customers", {}),
+        ):
+            sample = {"email": f"sanity-{run_id}@example.com", "tags": ["sanity"]}
+            status, body = http("POST", f"{base}{path}", sample, headers)
+            if status != 201:
+                raise RuntimeError(f"POST {base}{path} answered {status}: {str(body)[:300]}")
+        skipped = {
+            "kehu_graphql": graphql_problem(kehu.base, ids[0], auth),
+            "orm_graphql": graphql_problem(orm.base, orm_ids[0], {}),
+        }
+        for k, problem in skipped.items():
+            if problem:
+                print(f"· {k}: GraphQL customer(id) {problem}", flush=True)
 
         scripts = {
             "raw_get": lua_get("/customers/", raw_ids, {}),
+            "orm_get": lua_get("/customers/", orm_ids, {}),
+            "orm_graphql": lua_graphql(orm_ids, {}),
             "kehu_get": lua_get("/v1/customers/", ids, auth),
             "kehu_graphql": lua_graphql(ids, auth),
             "raw_post": lua_post("/customers", {}),
+            "orm_post": lua_post("/customers", {}),
             "kehu_post": lua_post("/v1/customers", auth),
         }
-        plan = [
-            ("raw_get", "raw GET /customers/{id}", raw_base, raw_proc.pid),
-            ("kehu_get", "Kehu GET /v1/customers/{id}", kehu_base, kehu_proc.pid),
-            ("kehu_graphql", "Kehu GraphQL customer(id)", kehu_base, kehu_proc.pid),
-            ("raw_post", "raw POST /customers", raw_base, raw_proc.pid),
-            ("kehu_post", "Kehu POST /v1/customers", kehu_base, kehu_proc.pid),
-        ]
-        wanted = set(args.scenarios.split(","))
-        plan = [p for p in plan if p[0] in wanted]
-        rounds: dict[str, list[Result]] = {k: [] for k, _, _, _ in plan}
+        plan = [s for s in PLAN if s.key in wanted]
+        rounds: dict[str, list[Result]] = {s.key: [] for s in plan}
         for round_no in range(args.rounds):
-            for key_name, label, base, pid in plan:
-                if key_name == "kehu_graphql" and not graphql_ok:
-                    rounds[key_name].append(Result(label, 0, 0, 0, 0, 0, note="schema not ready"))
+            for s in plan:
+                server = servers[s.server]
+                if skipped.get(s.key):
+                    rounds[s.key].append(Result(s.label, 0, 0, 0, 0, 0, note="schema not ready"))
                     continue
-                script = tmp / f"{key_name}.lua"
-                script.write_text(scripts[key_name])
+                script = tmp / f"{s.key}.lua"
+                script.write_text(scripts[s.key])
                 print(
-                    f"· round {round_no + 1}: {label}: {args.warmup}s warm-up + {args.seconds}s",
+                    f"· round {round_no + 1}/{args.rounds}: {s.label}: "
+                    f"{args.warmup}s warm-up + {args.seconds}s",
                     flush=True,
                 )
-                rounds[key_name].append(
+                rounds[s.key].append(
                     run_wrk(
-                        label,
-                        base,
+                        s.label,
+                        server.base,
                         script,
                         seconds=args.seconds,
                         warmup=args.warmup,
                         concurrency=args.concurrency,
                         threads=args.threads,
                         run_id=f"{run_id}r{round_no}",
-                        pid=pid,
+                        pid=server.pid,
                     )
                 )
-        results = {k: sorted(v, key=lambda r: r.rps)[len(v) // 2] for k, v in rounds.items()}
+                if server.proc is not None and server.proc.poll() is not None:
+                    raise RuntimeError(f"{server.name} exited during {s.label}")
+        report = rows(plan, rounds)
         if args.rounds > 1:
-            for k, v in rounds.items():
+            for r in report:
                 print(
-                    f"  {results[k].name}: req/s per round "
-                    + ", ".join(f"{r.rps:,.0f}" for r in v),
+                    f"  {r.label}: req/s per round " + ", ".join(f"{x:,.0f}" for x in r.rounds_rps),
                     flush=True,
                 )
 
-        ratios = [
-            ("kehu_get", "raw_get", 0.5),
-            ("kehu_post", "raw_post", 0.4),
-            ("kehu_graphql", "raw_get", 0.35),
-        ]
-        print()
-        print(
+        setup = (
             f"wrk -t{args.threads} -c{args.concurrency}, {args.warmup}s warm-up + {args.seconds}s "
-            f"per scenario; {args.customers} customers; pool {args.pool_size}; "
-            f"1 uvicorn worker each"
+            f"per scenario, median of {args.rounds} round(s); {args.customers} customers; "
+            f"pool {args.pool_size}; 1 uvicorn worker each"
         )
-        print(table(results, ratios))
-        if graphql_note:
-            print(f"\nGraphQL: {graphql_note}")
-        if args.profile is not None:
-            profile(args, kehu_proc, kehu_base, tmp, scripts, run_id)
+        print()
+        print(setup)
+        print(table(report))
+        for k, problem in skipped.items():
+            if problem:
+                print(f"\n{k}: {problem}")
+        if args.json is not None:
+            document = {
+                "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "setup": setup,
+                "settings": {
+                    k: v for k, v in vars(args).items() if isinstance(v, int | str | float)
+                },
+                "scenarios": {r.key: asdict(r) for r in report},
+            }
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+            print(f"\nfigures written to {args.json}")
+        if args.profile is not None and kehu.proc is not None:
+            profile(args, kehu.proc, kehu.base, tmp, scripts, run_id)
         if args.keep:
-            print(f"\nKehu {kehu_base} (key {key}), raw {raw_base}; Enter to stop.")
+            print(f"\nKehu {kehu.base} (key {key}), raw {raw.base}, ORM {orm.base}; Enter to stop.")
             input()
         return 0
+    except (KeyboardInterrupt, SystemExit) as exc:
+        print(f"\n· interrupted ({type(exc).__name__}); stopping the servers", file=sys.stderr)
+        if isinstance(exc, KeyboardInterrupt):
+            return 130
+        return exc.code if isinstance(exc.code, int) else 1
     finally:
-        for label, proc, log in (
-            ("kehu serve", kehu_proc, "kehu.err"),
-            ("raw app", raw_proc, "raw.err"),
-        ):
-            if proc is not None and proc.poll() is not None:
-                tail = (
-                    (tmp / log).read_text(errors="replace")[-3000:] if (tmp / log).exists() else ""
-                )
-                print(f"{label} exited early ({proc.returncode}):\n{tail}", file=sys.stderr)
-        stop(kehu_proc)
-        stop(raw_proc)
-        for name in (kehu_db, raw_db):
-            try:
-                asyncio.run(drop_db(args.pg, name))
-            except Exception as exc:
-                print(f"could not drop {name}: {exc}", file=sys.stderr)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the clean-up
+        _cleanup(servers, tmp, args.pg, lambda s: print(s, file=sys.stderr))
         logs.close()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _cleanup(servers: dict[str, Server], tmp: Path, pg: str, say: Callable[[str], None]) -> None:
+    for s in servers.values():
+        if s.proc is not None and s.proc.poll() is not None:
+            log = tmp / f"{s.name}.err"
+            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+            say(f"{s.name} exited early ({s.proc.returncode}):\n{tail}")
+    for s in servers.values():
+        try:
+            stop(s.proc)
+        except Exception as exc:
+            say(f"could not stop {s.name}: {exc}")
+    for s in servers.values():
+        try:
+            asyncio.run(drop_db(pg, s.database))
+        except Exception as exc:
+            say(f"could not drop {s.database}: {exc}")
 
 
 if __name__ == "__main__":

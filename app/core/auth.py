@@ -31,9 +31,6 @@ SCOPES: Final[dict[str, str]] = {
 }
 
 KEY_PREFIX: Final = "kehu_"
-# What `pii:read` unlocks, in reads, GraphQL and the event feed; without it these are null in
-# customer reads (and listed in `redacted_fields`), and filters or searches on them are refused.
-PII_FIELDS: Final = frozenset({"email", "phone", "birth_date"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ MAX_JSON_DEPTH = 32
 Loc = tuple[str | int, ...]
 
 
-def _no_nul(value: str) -> str:
+def no_nul(value: str) -> str:
     # PostgreSQL text and jsonb cannot store U+0000; refuse it up front with a field error.
     if "\x00" in value:
         raise ValueError("must not contain the NUL character")
@@ -98,16 +98,41 @@ def field_error(loc: str | Sequence[str | int], message: str, value: Any = None)
     )
 
 
+# Marks a field as personal data (``Field(json_schema_extra=PII)``): null in reads and events for
+# keys without the pii:read scope, and listed as ``x-pii`` in the OpenAPI document.
+PII: dict[str, Any] = {"x-pii": True}
+
+
+_declared_pii: set[str] = set()
+
+
+def pii_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The fields of ``model`` marked ``PII`` (also remembered for ``declared_pii``)."""
+    found = frozenset(
+        name
+        for name, info in model.model_fields.items()
+        if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("x-pii")
+    )
+    _declared_pii.update(found)
+    return found
+
+
+def declared_pii() -> frozenset[str]:
+    """Every field name any domain's schema marks as PII: what the event feed redacts in event
+    data without pii:read (events carry their subject's fields by name)."""
+    return frozenset(_declared_pii)
+
+
 ShortText = Annotated[
     str,
     # The pattern tells the OpenAPI schema what stripping enforces: not only whitespace.
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"\S"),
-    AfterValidator(_no_nul),
+    AfterValidator(no_nul),
 ]
 LongText = Annotated[
     str,
     StringConstraints(strip_whitespace=True, max_length=10_000),
-    AfterValidator(_no_nul),
+    AfterValidator(no_nul),
 ]
 
 

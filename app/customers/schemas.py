@@ -1,38 +1,94 @@
+"""The customer's shape, declared once.
+
+``CustomerFields`` names every field a client sets, with its type, limits, description and whether it
+is PII; the REST bodies (``CustomerCreate``, ``CustomerUpdate``, batch items), the REST and GraphQL
+output (``CustomerOut``), the GraphQL input types, the event snapshot and the redaction list are all
+built from it. Adding a profile field means: the column in ``models.py``, its migration, and one
+line here.
+"""
+
 import json
 import re
 import uuid
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import phonenumbers
 from pydantic import (
     AfterValidator,
-    EmailStr,
+    BaseModel,
+    ConfigDict,
     Field,
     StringConstraints,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
+from pydantic.networks import validate_email
 
 from app.core import clock
 from app.core.countries import ISO_3166_ALPHA2
 from app.core.schemas import (
+    PII,
     InputModel,
     LongText,
     OutputModel,
     ShortText,
     field_error,
+    no_nul,
+    pii_fields,
 )
 
-Gender = Literal["female", "male", "non_binary", "other", "unknown"]
-IncomeBand = Literal["low", "lower_middle", "middle", "upper_middle", "high"]
-Education = Literal[
-    "primary", "secondary", "vocational", "bachelor", "master", "doctorate", "other"
-]
-ConsentChannel = Literal["email", "sms", "phone", "wechat", "push", "post", "whatsapp"]
-ConsentPurpose = Literal["marketing", "service", "analytics", "profiling", "third_party"]
-ConsentStatus = Literal["granted", "denied"]
+
+class Gender(StrEnum):
+    female = "female"
+    male = "male"
+    non_binary = "non_binary"
+    other = "other"
+    unknown = "unknown"
+
+
+class IncomeBand(StrEnum):
+    low = "low"
+    lower_middle = "lower_middle"
+    middle = "middle"
+    upper_middle = "upper_middle"
+    high = "high"
+
+
+class Education(StrEnum):
+    primary = "primary"
+    secondary = "secondary"
+    vocational = "vocational"
+    bachelor = "bachelor"
+    master = "master"
+    doctorate = "doctorate"
+    other = "other"
+
+
+class ConsentChannel(StrEnum):
+    email = "email"
+    sms = "sms"
+    phone = "phone"
+    wechat = "wechat"
+    push = "push"
+    post = "post"
+    whatsapp = "whatsapp"
+
+
+class ConsentPurpose(StrEnum):
+    marketing = "marketing"
+    service = "service"
+    analytics = "analytics"
+    profiling = "profiling"
+    third_party = "third_party"
+
+
+class ConsentStatus(StrEnum):
+    granted = "granted"
+    denied = "denied"
+
 
 ATTRIBUTE_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MAX_ATTRIBUTES = 100
@@ -124,6 +180,18 @@ ExternalId = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00]+$"),
 ]
+# Checked (and lower-cased) by ``validate_email`` on input only: a stored email is already valid,
+# and email-validator costs ~85 µs, about the rest of a customer's validation twelve times over.
+Email = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=320),
+    WithJsonSchema({"type": "string", "format": "email", "maxLength": 320}),
+]
+# How a channel is named: the column holds 40 characters.
+ChannelName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=40, pattern=r"\S"),
+]
 
 
 class Consent(InputModel):
@@ -138,18 +206,27 @@ class Consent(InputModel):
     )
 
 
-class _ProfileFields(InputModel):
+PII_NOTE = "Null without the pii:read scope (listed in `redacted_fields`)."
+
+
+class CustomerFields(BaseModel):
+    """Every field a client sets on a customer (see the module docstring)."""
+
     external_id: ExternalId | None = Field(
         default=None, description="Your system's id; unique among live customers."
     )
-    email: EmailStr | None = Field(default=None, description="Stored lower-cased; unique.")
+    email: Email | None = Field(
+        default=None, description="Stored lower-cased; unique. " + PII_NOTE, json_schema_extra=PII
+    )
     phone: Phone | None = Field(
-        default=None, description="E.164 (`+8613800138000`), or national form with `country`."
+        default=None,
+        description="E.164 (`+8613800138000`), or national form with `country`. " + PII_NOTE,
+        json_schema_extra=PII,
     )
     first_name: ShortText | None = None
     last_name: ShortText | None = None
     gender: Gender | None = None
-    birth_date: BirthDate | None = None
+    birth_date: BirthDate | None = Field(default=None, description=PII_NOTE, json_schema_extra=PII)
     locale: Locale | None = Field(default=None, description="BCP 47, e.g. `zh-CN`.")
     country: Country | None = Field(default=None, description="ISO 3166-1 alpha-2.")
     region: ShortText | None = None
@@ -167,14 +244,9 @@ class _ProfileFields(InputModel):
     consent: list[Consent] | None = Field(
         default=None, max_length=50, description="Consent per channel and purpose."
     )
-    source_channel: ShortText | None = Field(default=None, description="How the customer came.")
+    source_channel: ChannelName | None = Field(default=None, description="How the customer came.")
     owner: ShortText | None = Field(default=None, description="The responsible account owner.")
     notes: LongText | None = None
-
-    @field_validator("email")
-    @classmethod
-    def _lower_email(cls, value: str | None) -> str | None:
-        return value.lower() if value is not None else None
 
     @field_validator("tags")
     @classmethod
@@ -198,7 +270,17 @@ def _normalized_phone(phone: str, country: str | None) -> str:
         raise field_error("phone", str(exc), phone) from None
 
 
-class CustomerCreate(_ProfileFields):
+class _InputRules(InputModel):
+    """What a client's value must pass beyond its declared type; stored values already did."""
+
+    @field_validator("email", check_fields=False)
+    @classmethod
+    def _valid_email(cls, value: str | None) -> str | None:
+        # Raises the same error as EmailStr ("value is not a valid email address: ...").
+        return None if value is None else validate_email(value)[1].lower()
+
+
+class CustomerCreate(CustomerFields, _InputRules):
     @model_validator(mode="after")
     def _normalize(self) -> "CustomerCreate":
         if self.phone is not None:
@@ -210,7 +292,7 @@ class CustomerCreate(_ProfileFields):
         return self
 
 
-class CustomerUpdate(_ProfileFields):
+class CustomerUpdate(CustomerFields, _InputRules):
     """PATCH body: only the fields given change; null clears a field. `attributes` merges by key
     (a null value removes that key); `consent` entries replace the same (channel, purpose).
     A national-format phone without `country` is read in the stored country (by the service)."""
@@ -223,46 +305,117 @@ class CustomerUpdate(_ProfileFields):
 
 
 class ConsentOut(OutputModel):
-    channel: str
-    purpose: str
-    status: str
+    channel: ConsentChannel
+    purpose: ConsentPurpose
+    status: ConsentStatus
     source: str | None = None
     updated_at: datetime
 
 
-PII_NOTE = "Null without the pii:read scope (listed in `redacted_fields`)."
-EmailOut = Annotated[str, WithJsonSchema({"type": "string", "format": "email"})]
+class CustomerOut(CustomerFields, OutputModel):
+    """A customer as stored, or (``redacted_fields`` not empty) as a key without pii:read sees it."""
 
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
-class CustomerOut(OutputModel):
     id: uuid.UUID
-    external_id: str | None
-    email: EmailOut | None = Field(description=PII_NOTE)
-    phone: str | None = Field(description="E.164. " + PII_NOTE)
-    first_name: str | None
-    last_name: str | None
-    gender: str | None
-    birth_date: date | None = Field(description=PII_NOTE)
-    locale: str | None
-    country: str | None
-    region: str | None
-    city: str | None
-    income_band: str | None
-    education: str | None
-    occupation: str | None
-    tags: list[str]
-    attributes: dict[str, Any]
-    consent: list[ConsentOut]
-    source_channel: str | None
-    owner: str | None
-    notes: str | None
+    # What the store always has, where a body may leave it out.
+    tags: list[str] = Field(default_factory=list, description="Psychographic and interest tags.")
+    attributes: dict[str, Any] = Field(default_factory=dict, description="Custom fields.")
+    consent: list[ConsentOut] = Field(  # type: ignore[assignment]  # stored entries have a time
+        default_factory=list, description="Consent per channel and purpose."
+    )
     version: int = Field(description="Increases on every change; the ETag is built from it.")
     created_at: datetime
     updated_at: datetime
     redacted_fields: list[str] = Field(
+        default_factory=list,
         description="The PII fields that have a value but are null here because the API key "
-        "lacks the pii:read scope (`email`, `phone`, `birth_date`); empty when nothing is hidden."
+        "lacks the pii:read scope; empty when nothing is hidden.",
     )
+
+
+# The fields pii:read unlocks, from the declarations above.
+CUSTOMER_PII = pii_fields(CustomerFields)
+# What a stored customer has that a client cannot set; with CustomerFields, the columns to read.
+STORED_FIELDS = (*CustomerFields.model_fields, "id", "version", "created_at", "updated_at")
+
+
+class CustomerSort(StrEnum):
+    """A sort order: the field, `-` first for descending."""
+
+    created_at = "created_at"
+    created_at_desc = "-created_at"
+    updated_at = "updated_at"
+    updated_at_desc = "-updated_at"
+
+
+FilterText = Annotated[str, StringConstraints(min_length=1, max_length=320), AfterValidator(no_nul)]
+
+
+class CustomerFilter(BaseModel):
+    """Which customers a list returns: every filter is optional, and all given must hold.
+
+    REST takes these as query parameters (``tag`` repeated, ranges as ``created_at[gte]``); GraphQL
+    as the ``filter`` input of ``customers``. Filters on PII fields need the pii:read scope.
+    """
+
+    # REST hands every query parameter to this model (limit, cursor, sort too); the request
+    # pipeline has already refused names no operation parameter declares.
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    q: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^\x00]*$",
+        description="Fuzzy search on name, email and phone (trigram; works for Chinese names); "
+        "on names only without the pii:read scope.",
+    )
+    email: FilterText | None = Field(
+        default=None,
+        description="Exact email; needs the pii:read scope (403 `pii_read_required`).",
+        json_schema_extra=PII,
+    )
+    phone: FilterText | None = Field(
+        default=None,
+        description="Exact E.164 phone; needs the pii:read scope (403 `pii_read_required`).",
+        json_schema_extra=PII,
+    )
+    external_id: FilterText | None = None
+    country: str | None = Field(
+        default=None, pattern=r"^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2."
+    )
+    region: FilterText | None = None
+    city: FilterText | None = None
+    tag: list[FilterText] | None = Field(
+        default=None,
+        max_length=20,
+        description="Customers having all these tags (REST: repeat the parameter).",
+    )
+    owner: FilterText | None = None
+    source_channel: FilterText | None = None
+    created_at_gte: datetime | None = Field(default=None, alias="created_at[gte]")
+    created_at_lte: datetime | None = Field(default=None, alias="created_at[lte]")
+    updated_at_gte: datetime | None = Field(default=None, alias="updated_at[gte]")
+    updated_at_lte: datetime | None = Field(default=None, alias="updated_at[lte]")
+
+    @field_validator("email")
+    @classmethod
+    def _lower(cls, value: str | None) -> str | None:
+        return value.lower() if value is not None else None
+
+    @field_validator("country")
+    @classmethod
+    def _upper(cls, value: str | None) -> str | None:
+        return value.upper() if value is not None else None
+
+    @field_validator("tag")
+    @classmethod
+    def _lower_tags(cls, value: list[str] | None) -> list[str] | None:
+        return [t.lower() for t in value] if value is not None else None
+
+    def uses_pii(self) -> bool:
+        return any(getattr(self, name) is not None for name in pii_fields(CustomerFilter))
 
 
 class CustomerBatchItem(CustomerCreate):

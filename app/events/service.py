@@ -6,9 +6,10 @@ from datetime import timedelta
 from typing import Any
 
 from app.core import clock, cursors
-from app.core.auth import PII_FIELDS, Caller
+from app.core.auth import Caller
 from app.core.errors import BadRequest
 from app.core.ids import new_id
+from app.core.schemas import declared_pii
 from app.db import Connection
 from app.events import repository
 from app.events.schemas import EventOut
@@ -56,11 +57,12 @@ def redact(event: EventOut, caller: Caller) -> EventOut:
     data = dict(event.data)
     changes = dict(event.changes) if event.changes is not None else None
     if not caller.has("pii:read"):
-        redacted = {field for field in PII_FIELDS & data.keys() if data[field] is not None}
+        pii = declared_pii()
+        redacted = {field for field in pii & data.keys() if data[field] is not None}
         for field in redacted:
             data[field] = None
         if changes is not None:
-            for field in PII_FIELDS & changes.keys():
+            for field in pii & changes.keys():
                 changes[field] = [None, None]
                 redacted.add(field)
         if redacted:

@@ -207,7 +207,7 @@ async def test_unexpected_error_is_a_500_problem_with_request_id(
         '{"query": "query($x: JSON) { __typename }", "variables": {"x": ' + deep(5000) + "}}",
         '{"query": "query($x: JSON) { __typename }", "variables": {"x": ' + deep(50) + "}}",
         # a lone surrogate reached the database through a query argument (masked 500)
-        '{"query": "query($q: String) { customers(first: 1, q: $q) { edges { cursor } } }", '
+        '{"query": "query($q: String) { customers(first: 1, filter: {q: $q}) { edges { cursor } } }", '
         '"variables": {"q": "x\\ud800"}}',
         '{"query": "{ __typename }", "variables": {"\\udfff": 1}}',
     ],

@@ -1,12 +1,17 @@
 """The GraphQL request context: the authenticated caller, rate limiting and per-request loaders.
 
+Loaders are made on first use, one per factory (a domain's ``loaders.py`` function taking the
+caller), so a request that needs none builds none.
+
 ``get_context`` is a FastAPI dependency of the GraphQL routes, so a missing or invalid key (401) or
 an exhausted rate limit (429) raises a ``KehuError`` before any GraphQL runs, and the app's error
 handler answers with ``application/problem+json`` exactly as on /v1. A request is charged per root
 field of the operation it runs (``operation_cost``): 1 per query field, 5 per mutation field.
 """
 
+from collections.abc import Callable
 from functools import lru_cache
+from typing import Any, TypeVar
 
 from fastapi import Request, Response
 from graphql import (
@@ -27,14 +32,15 @@ from app.api.deps import authenticate, rate_limiter
 from app.core.auth import Caller
 from app.core.errors import Unauthorized
 from app.core.http import InvalidJSON, load_json
-from app.customers.loaders import CustomerLoaders
+
+LoaderT = TypeVar("LoaderT")
 
 
 class Context(BaseContext):
     def __init__(self, caller: Caller | None) -> None:
         super().__init__()
         self._caller = caller
-        self._customers: CustomerLoaders | None = None
+        self._loaders: dict[Callable[[Caller], Any], Any] = {}
 
     @property
     def caller(self) -> Caller:
@@ -42,11 +48,12 @@ class Context(BaseContext):
             raise Unauthorized()
         return self._caller
 
-    @property
-    def customers(self) -> CustomerLoaders:
-        if self._customers is None:
-            self._customers = CustomerLoaders(self.caller)
-        return self._customers
+    def loader(self, factory: Callable[[Caller], LoaderT]) -> LoaderT:
+        """This request's loader made by ``factory`` (made on first use)."""
+        if factory not in self._loaders:
+            self._loaders[factory] = factory(self.caller)
+        loader: LoaderT = self._loaders[factory]
+        return loader
 
 
 GraphQLInfo = Info[Context, None]

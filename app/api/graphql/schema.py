@@ -16,36 +16,34 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.fastapi import GraphQLRouter
+from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from app.api.graphql.context import Context, GraphQLInfo, get_context
 from app.api.graphql.errors import KehuErrors, code_own_errors, log_errors
+from app.api.graphql.ids import decode_global_id
+from app.api.graphql.pydantic_types import node_types
 from app.api.graphql.transport import KehuGraphQLRouter
 from app.core.config import Settings
-from app.customers.graphql import (
-    TYPE_NAME,
-    CustomerMutations,
-    CustomerQueries,
-    CustomerType,
-    decode_global_id,
-    parse_customer_id,
-)
+from app.customers.graphql import CustomerMutations, CustomerQueries
 
 
 @strawberry.type
-class Query(CustomerQueries):
+class NodeQuery:
     @strawberry.field(description="Any object by its Relay global id; null if not found.")  # type: ignore[untyped-decorator]
     async def node(self, info: GraphQLInfo, id: strawberry.ID) -> relay.Node | None:
         type_name, _ = decode_global_id(id)
-        if type_name != TYPE_NAME:
+        node_type = node_types.get(type_name)
+        if node_type is None:
             return None
-        view = await info.context.customers.by_id.load(parse_customer_id(id))
-        return CustomerType.from_view(view) if view is not None else None
+        found: list[relay.Node | None] = await node_type.resolve_nodes(  # type: ignore[attr-defined]
+            info=info, node_ids=[str(id)]
+        )
+        return found[0] if found else None
 
 
-@strawberry.type
-class Mutation(CustomerMutations):
-    pass
+QUERIES: list[type] = [NodeQuery, CustomerQueries]
+MUTATIONS: list[type] = [CustomerMutations]
 
 
 class KehuSchema(strawberry.Schema):
@@ -71,7 +69,11 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         ParserCache,
         ValidationCache,
     ]
-    return KehuSchema(query=Query, mutation=Mutation, types=[CustomerType], extensions=extensions)
+    query = merge_types("Query", tuple(QUERIES))
+    mutation = merge_types("Mutation", tuple(MUTATIONS))
+    return KehuSchema(
+        query=query, mutation=mutation, types=list(node_types.values()), extensions=extensions
+    )
 
 
 def graphql_router(settings: Settings) -> GraphQLRouter[Context, None]:
