@@ -110,6 +110,11 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         summary="A headless, async CRM service.",
         description=DESCRIPTION,
         lifespan=lifespan,
+        telemetry={
+            "tracing": settings.opentelemetry,
+            "metrics": settings.opentelemetry,
+            "logs": settings.opentelemetry,
+        },
         openapi_tags=[
             {"name": "customers", "description": "Customer profiles."},
             {"name": "events", "description": "The event log."},
