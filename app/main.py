@@ -125,9 +125,9 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     install_error_handlers(app)
     app.include_router(v1)
     app.include_router(ops_router)
-    from app.api.graphql.schema import graphql_router
+    from app.api.graphql.schema import mount_graphql
 
-    app.include_router(graphql_router(settings), prefix="/graphql", include_in_schema=False)
+    mount_graphql(app, settings)
     app.add_middleware(RequestContextMiddleware)
     if settings.cors_origins:
         # Outside the request middleware, so every answer (errors and 500s included) carries the

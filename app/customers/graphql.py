@@ -93,8 +93,8 @@ class CustomerQueries:
         # The common single lookup: one query, without a DataLoader's batch task.
         caller = info.context.caller
         async with read_connection() as conn:
-            found = await service.get_customers(conn, caller, [customer_id])
-        return next((service.view(c, caller) for c in found.values()), None)
+            found = await service.find_customer(conn, caller, customer_id)
+        return None if found is None else service.view(found, caller)
 
     @strawberry.field(description="Customers, newest first by default (a Relay connection).")  # type: ignore[untyped-decorator]
     async def customers(

@@ -34,6 +34,10 @@ _STORED = [customers.c[name] for name in STORED_FIELDS]
 
 _GET_LIVE = select(*_STORED).where(customers.c.id == bindparam("customer_id"), LIVE)
 _GET_LIVE_FOR_UPDATE = _GET_LIVE.with_for_update()
+# Built once: building a statement per call costs more than running it (cache-key generation).
+_GET_MANY_LIVE = select(*_STORED).where(
+    customers.c.id.in_(bindparam("customer_ids", expanding=True)), LIVE
+)
 # One statement for every insert (all columns bound), so its compiled form is cached once.
 _INSERT_UNLESS_TAKEN = insert(customers).on_conflict_do_nothing().returning(*_STORED)
 
@@ -54,8 +58,7 @@ async def get(conn: Connection, customer_id: uuid.UUID) -> CustomerOut | None:
 async def get_many(conn: Connection, ids: Sequence[uuid.UUID]) -> list[CustomerOut]:
     if not ids:
         return []
-    query = select(*_STORED).where(customers.c.id.in_(list(ids)), LIVE)
-    return _customers(await conn.execute(query))
+    return _customers(await conn.execute(_GET_MANY_LIVE, {"customer_ids": list(ids)}))
 
 
 async def get_for_update(conn: Connection, customer_id: uuid.UUID) -> CustomerOut | None:

@@ -131,6 +131,13 @@ async def get_customer(conn: Connection, caller: Caller, customer_id: uuid.UUID)
     return customer
 
 
+async def find_customer(
+    conn: Connection, caller: Caller, customer_id: uuid.UUID
+) -> CustomerOut | None:
+    caller.require("customers:read")
+    return await repository.get(conn, customer_id)
+
+
 async def get_customers(
     conn: Connection, caller: Caller, ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, CustomerOut]:

@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy.exc import IntegrityError
 from strawberry.extensions import ValidationCache
 
@@ -115,13 +116,24 @@ async def test_unexpected_errors_are_masked(
     assert "asyncpg" not in str(body)
 
 
-async def test_parse_and_validation_are_cached(client: httpx.AsyncClient) -> None:
-    cache: Any = ValidationCache().cached_validate_document
+async def test_parse_and_validation_are_cached(client: httpx.AsyncClient, app: FastAPI) -> None:
     query = "query Cached { customers(first: 1) { edges { cursor } } }"
+    # POST: Kehu's executor parses and validates a query string once.
+    executor = app.state.graphql_executor
     await gql(client, query)
+    hits, misses = executor.cache_info().hits, executor.cache_info().misses
+    await gql(client, query)
+    await gql(client, query)
+    assert executor.cache_info().hits == hits + 2
+    assert executor.cache_info().misses == misses
+    # GET: strawberry's router, with its ValidationCache.
+    cache: Any = ValidationCache().cached_validate_document
+    headers = {"accept": "application/json"}
+    await client.get("/graphql", params={"query": query}, headers=headers)
     hits = cache.cache_info().hits
-    await gql(client, query)
-    await gql(client, query)
+    for _ in range(2):
+        response = await client.get("/graphql", params={"query": query}, headers=headers)
+        assert "errors" not in response.json()
     assert cache.cache_info().hits == hits + 2
 
 

@@ -94,7 +94,7 @@ def _own_error_code(message: str) -> str:
     return "query_too_complex" if any(m in message for m in _LIMIT_MESSAGES) else "invalid_query"
 
 
-def _needs_rewrite(error: GraphQLError) -> bool:
+def needs_rewrite(error: GraphQLError) -> bool:
     original = error.original_error
     return isinstance(original, KehuError) or _is_unexpected(error)
 
@@ -104,7 +104,7 @@ class KehuErrors(MaskErrors):
     ``KehuError`` into its own detail and code, anything else into the masked message."""
 
     def __init__(self) -> None:
-        super().__init__(should_mask_error=_needs_rewrite, error_message=UNEXPECTED)
+        super().__init__(should_mask_error=needs_rewrite, error_message=UNEXPECTED)
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         original = error.original_error

@@ -4,7 +4,10 @@ from collections.abc import Callable
 from functools import partial
 
 import strawberry
+from fastapi import FastAPI
+from graphql import ASTValidationRule
 from graphql.error import GraphQLError
+from starlette.routing import Route
 from strawberry import relay
 from strawberry.extensions import (
     AddValidationRules,
@@ -21,9 +24,10 @@ from strawberry.types import ExecutionContext
 
 from app.api.graphql.context import Context, GraphQLInfo, get_context
 from app.api.graphql.errors import KehuErrors, code_own_errors, log_errors
+from app.api.graphql.executor import GraphQLExecutor
 from app.api.graphql.ids import decode_global_id
 from app.api.graphql.pydantic_types import node_types
-from app.api.graphql.transport import KehuGraphQLRouter
+from app.api.graphql.transport import KehuGraphQLRouter, post_endpoint
 from app.core.config import Settings
 from app.customers.graphql import CustomerMutations, CustomerQueries
 
@@ -54,14 +58,19 @@ class KehuSchema(strawberry.Schema):
         log_errors(errors, execution_context)
 
 
+def limit_rules(settings: Settings) -> list[type[ASTValidationRule]]:
+    """The depth and alias limits as validation rules."""
+    return [
+        *QueryDepthLimiter(max_depth=settings.graphql_max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases).validation_rules,
+    ]
+
+
 def build_schema(settings: Settings) -> strawberry.Schema:
     # The depth and alias limiters build their validation rule classes when constructed. Building
     # them once here, and adding the same classes on every request, keeps ValidationCache effective:
     # its key includes the rules, so per-request limiter instances would make every lookup a miss.
-    rules = [
-        *QueryDepthLimiter(max_depth=settings.graphql_max_depth).validation_rules,
-        *MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases).validation_rules,
-    ]
+    rules = limit_rules(settings)
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         KehuErrors,
         partial(MaxTokensLimiter, max_token_count=settings.graphql_max_tokens),
@@ -76,10 +85,16 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     )
 
 
-def graphql_router(settings: Settings) -> GraphQLRouter[Context, None]:
-    return KehuGraphQLRouter(
-        build_schema(settings),
-        context_getter=get_context,
-        graphql_ide="graphiql",
-        subscription_protocols=(),
+def mount_graphql(app: FastAPI, settings: Settings, path: str = "/graphql") -> None:
+    """POST on Kehu's own executor (first among the routes: the hot path); GET (URL queries and
+    the GraphiQL page) on strawberry's router."""
+    schema = build_schema(settings)
+    executor = GraphQLExecutor(schema, limit_rules(settings), settings.graphql_max_tokens)
+    app.state.graphql_executor = executor
+    app.router.routes.insert(
+        0, Route(path, post_endpoint(executor), methods=["POST"], include_in_schema=False)
     )
+    router: GraphQLRouter[Context, None] = KehuGraphQLRouter(
+        schema, context_getter=get_context, graphql_ide="graphiql", subscription_protocols=()
+    )
+    app.include_router(router, prefix=path, include_in_schema=False)

@@ -14,6 +14,7 @@ The body is parsed once, with the same JSON reader as /v1, and refused before st
 when it is nested deeper than ``MAX_JSON_DEPTH`` or holds a lone surrogate anywhere.
 """
 
+import json
 from typing import Any
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
@@ -23,7 +24,9 @@ from strawberry.http import GraphQLRequestData
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
-from app.api.graphql.context import Context
+from app.api.deps import authenticate, rate_limiter
+from app.api.graphql.context import Context, operation_cost
+from app.api.graphql.executor import GraphQLExecutor
 from app.core.errors import BadRequest, MethodNotAllowed, NotFound, UnsupportedMediaType
 from app.core.http import InvalidJSON, is_json_media_type, load_json
 from app.core.schemas import hostile_json
@@ -33,27 +36,76 @@ def _invalid(detail: str) -> BadRequest:
     return BadRequest(detail, code="invalid_request")
 
 
+def decode_request_json(data: str | bytes) -> dict[str, Any]:
+    """The POST body, or the `variables` of a GET: a JSON object, not too deep."""
+    try:
+        value = load_json(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
+    except InvalidJSON as exc:
+        raise _invalid(str(exc)) from None
+    if not isinstance(value, dict):
+        raise _invalid(
+            "A GraphQL request is a JSON object: "
+            '{"query": "...", "variables": {...}, "operationName": "..."}.'
+        )
+    # Too deep, or a lone surrogate (never valid text, and no argument could pass it on to the
+    # database); NUL and non-finite numbers are refused by the input's own validation, at the field.
+    found = hostile_json(value, allow_nul=True, allow_non_finite=True)
+    if found is not None:
+        where = ".".join(str(p) for p in found[0]) or "The request"
+        raise _invalid(f"`{where}` {found[1]}.")
+    return value
+
+
+def _operation(body: dict[str, Any]) -> tuple[str, dict[str, Any] | None, str | None]:
+    query, variables = body.get("query"), body.get("variables")
+    operation_name, extensions = body.get("operationName"), body.get("extensions")
+    if not isinstance(query, str) or not query:
+        raise _invalid("No GraphQL query found in the request: send `query` as a string.")
+    if variables is not None and not isinstance(variables, dict):
+        raise _invalid("`variables` must be a JSON object or null.")
+    if not isinstance(operation_name, str | None):
+        raise _invalid("`operationName` must be a string or null.")
+    if extensions is not None and not isinstance(extensions, dict):
+        raise _invalid("`extensions` must be a JSON object or null.")
+    return query, variables, operation_name
+
+
+def post_endpoint(executor: GraphQLExecutor) -> Any:
+    """The POST /graphql handler: auth and rate limit as on /v1, then ``executor``."""
+
+    async def graphql_post(request: Request) -> Response:
+        if not is_json_media_type(request.headers.get("content-type")):
+            raise UnsupportedMediaType(
+                "Send GraphQL requests as JSON, with `Content-Type: application/json`.",
+                headers={"Accept-Post": "application/json"},
+            )
+        caller = await authenticate(request)
+        raw = await request.body()
+        try:
+            parsed: object = load_json(raw)
+        except InvalidJSON:
+            parsed = None
+        cost = (
+            operation_cost(parsed.get("query"), parsed.get("operationName"))
+            if isinstance(parsed, dict)
+            else 1
+        )
+        limit_headers = await rate_limiter().hit(str(caller.key_id), cost=cost)
+        query, variables, operation_name = _operation(decode_request_json(raw))
+        body = await executor.run(query, variables, operation_name, Context(caller))
+        content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str)
+        return Response(
+            content.encode("utf-8", "surrogatepass"),
+            headers=limit_headers,
+            media_type="application/json",
+        )
+
+    return graphql_post
+
+
 class KehuGraphQLRouter(GraphQLRouter[Context, None]):
     def decode_json(self, data: str | bytes) -> object:
-        """The POST body, or the `variables` of a GET: a JSON object, not too deep."""
-        try:
-            value = load_json(
-                data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
-            )
-        except InvalidJSON as exc:
-            raise _invalid(str(exc)) from None
-        if not isinstance(value, dict):
-            raise _invalid(
-                "A GraphQL request is a JSON object: "
-                '{"query": "...", "variables": {...}, "operationName": "..."}.'
-            )
-        # Too deep, or a lone surrogate (never valid text, and no argument could pass it on to the
-        # database); NUL and non-finite numbers are refused by the input's own validation, at the field.
-        found = hostile_json(value, allow_nul=True, allow_non_finite=True)
-        if found is not None:
-            where = ".".join(str(p) for p in found[0]) or "The request"
-            raise _invalid(f"`{where}` {found[1]}.")
-        return value
+        return decode_request_json(data)
 
     async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> Any:
         if request.method == "POST" and not is_json_media_type(request.content_type):
