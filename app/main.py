@@ -13,11 +13,12 @@ from fastapi_offline import FastAPIOffline
 from app.api import deps
 from app.api.middleware import RequestContextMiddleware, StrictCORSMiddleware
 from app.api.ops import router as ops_router
+from app.api.problems import PROBLEM_JSON, install_error_handlers
 from app.api.ratelimit import KeyRateLimiter
 from app.api.rest import v1
 from app.core import cursors
 from app.core.config import Settings, get_settings
-from app.core.errors import PROBLEM_JSON, ServiceUnavailable, install_error_handlers
+from app.core.errors import ServiceUnavailable
 from app.core.logging import configure_logging
 from app.db import engine as db
 from app.db.secrets import load_cursor_key

@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
+from app.api.problems import COMMON_PROBLEMS
 from app.apikeys.endpoints import router as api_keys
-from app.core.errors import COMMON_PROBLEMS
 from app.customers.endpoints import router as customers
 from app.events.endpoints import router as events
 

@@ -4,9 +4,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from app.api.deps import CallerDep, KehuRoute, SessionDep, caller_cache
+from app.api.problems import problem_doc
 from app.apikeys import service
 from app.apikeys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
-from app.core.errors import problem_doc
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, PageOut
 
 

@@ -4,8 +4,8 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response, status
 
 from app.api.deps import CallerDep, KehuRoute, SessionDep
+from app.api.problems import problem_doc
 from app.api.responses import json_response, page_response
-from app.core.errors import problem_doc
 from app.core.http import etag, expected_version
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, PageOut
 from app.customers import batch, service
