@@ -14,7 +14,6 @@ and a JSON body Python cannot read (invalid UTF-8, nested past the parser's recu
 import json
 import time
 from collections.abc import Callable, Coroutine
-from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
@@ -35,12 +34,9 @@ from app.core.errors import (
 from app.core.http import InvalidJSON, is_json_media_type, load_json, none_match
 from app.db import Connection, read_connection, unit_of_work
 from app.idempotency import service as idempotency
-from app.idempotency.repository import StoredResponse
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 _KEY_CACHE_SECONDS = 5.0
-_REPLAYED_HEADERS = ("content-type", "etag", "location")
 
 
 class _CallerCache:
@@ -142,14 +138,25 @@ async def authenticate(request: Request) -> Caller:
     return caller
 
 
-def _idempotency_key(request: Request) -> str | None:
+def _idempotency_key(request: Request, stores_responses: bool) -> str | None:
     if request.method != "POST":
         return None
-    key = request.headers.get(IDEMPOTENCY_HEADER)
-    return None if key is None else idempotency.check_key(key, IDEMPOTENCY_HEADER)
+    return idempotency.requested_key(
+        request.headers.get(idempotency.HEADER), stores_responses=stores_responses
+    )
 
 
-def _replay(record: StoredResponse) -> Response:
+async def _fingerprint(request: Request) -> str:
+    return idempotency.fingerprint(
+        request.method, request.url.path, request.url.query, body=await request.body()
+    )
+
+
+def _answer(response: Response) -> idempotency.Answer:
+    return idempotency.Answer(response.status_code, response.headers, bytes(response.body))
+
+
+def _replay(record: idempotency.StoredAnswer) -> Response:
     headers = dict(record.response_headers)
     headers["Idempotent-Replayed"] = "true"
     media_type = headers.pop("content-type", None)
@@ -167,36 +174,19 @@ async def _run_write(
     handler: Callable[[Request], Coroutine[Any, Any, Response]],
     stores_responses: bool = True,
 ) -> Response:
-    key = _idempotency_key(request)
-    if key is not None and not stores_responses:
-        raise BadRequest(
-            f"{IDEMPOTENCY_HEADER} is not supported here: the response holds a secret that is "
-            "never stored.",
-            code="idempotency_not_supported",
-        )
+    """One unit of work; Idempotency-Key's decisions are the idempotency service's."""
+    key = _idempotency_key(request, stores_responses)
     async with unit_of_work() as conn:
         request.state.conn = conn
-        if key is None:
-            return await handler(request)
-        request_fingerprint = idempotency.fingerprint(
-            request.method, request.url.path, request.url.query, body=await request.body()
+        return await idempotency.run_once(
+            conn,
+            caller.key_id,
+            key,
+            lambda: _fingerprint(request),
+            lambda: handler(request),
+            answer=_answer,
+            replay=_replay,
         )
-        stored = await idempotency.begin(conn, caller.key_id, key, request_fingerprint)
-        if stored is not None:
-            return _replay(stored)
-        response = await handler(request)
-        if 200 <= response.status_code < 300:
-            await idempotency.remember(
-                conn,
-                caller.key_id,
-                key,
-                request_fingerprint,
-                status_code=response.status_code,
-                headers={k: v for k, v in response.headers.items() if k in _REPLAYED_HEADERS},
-                body=bytes(response.body),
-                ttl=timedelta(hours=get_settings().idempotency_ttl_hours),
-            )
-        return response
 
 
 def query_names(dependant: Dependant) -> frozenset[str]:
