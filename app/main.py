@@ -22,6 +22,7 @@ from app.core.errors import ServiceUnavailable
 from app.core.logging import configure_logging
 from app.db import engine as db
 from app.db.secrets import load_cursor_key
+from app.domains import all_domains
 from app.events.sequencer import Sequencer, stop_and_wait
 from app.worker.runner import Worker
 
@@ -117,9 +118,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             "logs": settings.opentelemetry,
         },
         openapi_tags=[
-            {"name": "customers", "description": "Customer profiles."},
-            {"name": "events", "description": "The event log."},
-            {"name": "admin", "description": "API keys."},
+            *({"name": d.tag, "description": d.description} for d in all_domains() if d.tag),
             {"name": "ops", "description": "Health, readiness and metrics."},
         ],
     )

@@ -22,7 +22,6 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from app.api.ratelimit import KeyRateLimiter
-from app.apikeys import service as apikeys
 from app.core.auth import Caller, hash_key
 from app.core.config import get_settings
 from app.core.errors import (
@@ -33,7 +32,8 @@ from app.core.errors import (
 )
 from app.core.http import InvalidJSON, is_json_media_type, load_json, none_match
 from app.db import Connection, read_connection, unit_of_work
-from app.idempotency import service as idempotency
+from app.domains import api_keys as apikeys
+from app.domains import idempotency
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _KEY_CACHE_SECONDS = 5.0
