@@ -1,11 +1,12 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import Header, Query, Response, status
 
-from app.api.deps import CallerDep, KehuRoute, SessionDep
+from app.api.deps import CallerDep, SessionDep
 from app.api.problems import problem_doc
 from app.api.responses import json_response, page_response
+from app.api.routing import resource_router
 from app.core.http import etag, expected_version
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, PageOut
 from app.customers import batch, service
@@ -19,7 +20,7 @@ from app.customers.schemas import (
     CustomerUpdate,
 )
 
-router = APIRouter(prefix="/customers", tags=["customers"], route_class=KehuRoute)
+router = resource_router("/customers", "customers")
 
 IfMatch = Annotated[
     str | None,
