@@ -21,6 +21,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
+from app.api.openapi import document_route
 from app.api.ratelimit import KeyRateLimiter
 from app.core.auth import Caller, hash_key
 from app.core.config import get_settings
@@ -245,15 +246,6 @@ def _not_modified(request: Request, response: Response) -> Response | None:
     return Response(status_code=304, headers={"ETag": current})
 
 
-_IF_NONE_MATCH_DOC = {
-    "name": "If-None-Match",
-    "in": "header",
-    "required": False,
-    "description": "An ETag from a previous read (or `*`): 304 without a body while it is current.",
-    "schema": {"type": "string"},
-}
-
-
 class KehuRoute(APIRoute):
     # Whether a POST's response may be stored for Idempotency-Key replays; off for routes whose
     # responses must never be stored (a new API key's secret).
@@ -261,15 +253,8 @@ class KehuRoute(APIRoute):
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
-        if "GET" in (
-            self.methods or ()
-        ):  # the pipeline answers If-None-Match on every read with an ETag
-            self.responses.setdefault(
-                304, {"description": "Not Modified: If-None-Match names the current ETag."}
-            )
-            extra = dict(self.openapi_extra or {})
-            extra["parameters"] = [*extra.get("parameters", []), _IF_NONE_MATCH_DOC]
-            self.openapi_extra = extra
+        # What the pipeline does for this route, in the OpenAPI document (app/api/openapi.py).
+        document_route(self, stores_responses=self.stores_responses)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

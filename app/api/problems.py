@@ -82,20 +82,6 @@ def problem_doc(description: str) -> dict[str, Any]:
     return {"model": Problem, "description": description}
 
 
-# The errors any authenticated /v1 operation may answer with.
-COMMON_PROBLEMS: dict[int | str, dict[str, Any]] = {
-    400: problem_doc("A malformed header, query or cursor."),
-    401: problem_doc("No valid API key."),
-    403: problem_doc("The API key lacks a required scope."),
-    404: problem_doc("The resource does not exist."),
-    409: problem_doc("A conflicting concurrent request or unique value."),
-    413: problem_doc("The request body is over 1 MiB."),
-    415: problem_doc("The request body is not JSON (`Content-Type: application/json`)."),
-    422: problem_doc("The request is not valid; see `errors`."),
-    429: problem_doc("Rate limit exceeded; see `Retry-After`."),
-}
-
-
 class ProblemResponse(JSONResponse):
     """``application/problem+json``, rendered ASCII-only: a detail or field path that echoes a
     client's string (a lone surrogate, say) can never make the error itself fail to encode."""

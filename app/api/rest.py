@@ -2,11 +2,10 @@
 
 from fastapi import APIRouter
 
-from app.api.problems import COMMON_PROBLEMS
 from app.api.routing import check_pipeline
 from app.domains import all_domains
 
-v1 = APIRouter(prefix="/v1", responses=COMMON_PROBLEMS)
+v1 = APIRouter(prefix="/v1")
 for domain in all_domains():
     if domain.router is not None:
         v1.include_router(check_pipeline(domain.router))

@@ -2,9 +2,16 @@
 the request pipeline (``KehuRoute``: authentication, rate limit, request checks, sessions,
 Idempotency-Key, conditional requests, and the OpenAPI documentation of all of it)."""
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Header
 
 from app.api.deps import KehuRoute
+from app.api.openapi import IF_MATCH
+
+# The If-Match header of a PATCH or DELETE, as sent (``app.core.http.expected_version`` reads it).
+# Documented by the pipeline, with the 412 it implies, on every route that takes it.
+IfMatchDep = Annotated[str | None, Header(alias=IF_MATCH, include_in_schema=False)]
 
 
 def resource_router(
