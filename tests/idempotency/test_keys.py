@@ -56,6 +56,6 @@ async def test_without_a_key_it_just_runs() -> None:
         never,
         run,
         answer=unused,
-        replay=unused,  # type: ignore[arg-type]
+        replay=unused,
     )
     assert result == "ran"
