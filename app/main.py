@@ -11,16 +11,19 @@ from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
 from app.api import deps
+from app.api import openapi as openapi_conventions
 from app.api.middleware import RequestContextMiddleware, StrictCORSMiddleware
 from app.api.ops import router as ops_router
+from app.api.problems import install_error_handlers
 from app.api.ratelimit import KeyRateLimiter
 from app.api.rest import v1
 from app.core import cursors
 from app.core.config import Settings, get_settings
-from app.core.errors import PROBLEM_JSON, ServiceUnavailable, install_error_handlers
+from app.core.errors import ServiceUnavailable
 from app.core.logging import configure_logging
 from app.db import engine as db
 from app.db.secrets import load_cursor_key
+from app.domains import all_domains
 from app.events.sequencer import Sequencer, stop_and_wait
 from app.worker.runner import Worker
 
@@ -116,9 +119,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             "logs": settings.opentelemetry,
         },
         openapi_tags=[
-            {"name": "customers", "description": "Customer profiles."},
-            {"name": "events", "description": "The event log."},
-            {"name": "admin", "description": "API keys."},
+            *({"name": d.tag, "description": d.description} for d in all_domains() if d.tag),
             {"name": "ops", "description": "Health, readiness and metrics."},
         ],
     )
@@ -164,30 +165,14 @@ def operation_id(route: APIRoute) -> str:
 
 
 def _finish_openapi(app: FastAPI) -> None:
-    """Two things FastAPI's generator cannot be told per router without a per-request cost:
-    error responses are `application/problem+json`, and every /v1 operation takes the bearer key
-    (declared here rather than as a dependency that would run on every request)."""
+    """The document is completed once, when first asked for (app/api/openapi.py): what FastAPI's
+    generator cannot be told per router without a per-request cost (the bearer key on every /v1
+    operation, problem+json errors, X-Request-ID, Location)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = generate()
-            schema.setdefault("components", {})["securitySchemes"] = {
-                "ApiKey": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "An API key: `Authorization: Bearer kehu_...`.",
-                }
-            }
-            for route, path in schema.get("paths", {}).items():
-                for operation in path.values():
-                    if route.startswith("/v1/"):
-                        operation["security"] = [{"ApiKey": []}]
-                    for status, response in operation.get("responses", {}).items():
-                        content = response.get("content", {})
-                        ref = content.get("application/json", {}).get("schema", {}).get("$ref")
-                        if status[:1] in ("4", "5") and str(ref).endswith("/Problem"):
-                            content[PROBLEM_JSON] = content.pop("application/json")
+            openapi_conventions.finish(generate())
         return app.openapi_schema or generate()
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -14,7 +14,6 @@ and a JSON body Python cannot read (invalid UTF-8, nested past the parser's recu
 import json
 import time
 from collections.abc import Callable, Coroutine
-from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
@@ -22,8 +21,8 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
+from app.api.openapi import document_route
 from app.api.ratelimit import KeyRateLimiter
-from app.apikeys import service as apikeys
 from app.core.auth import Caller, hash_key
 from app.core.config import get_settings
 from app.core.errors import (
@@ -34,13 +33,11 @@ from app.core.errors import (
 )
 from app.core.http import InvalidJSON, is_json_media_type, load_json, none_match
 from app.db import Connection, read_connection, unit_of_work
-from app.idempotency import service as idempotency
-from app.idempotency.repository import StoredResponse
+from app.domains import api_keys as apikeys
+from app.domains import idempotency
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 _KEY_CACHE_SECONDS = 5.0
-_REPLAYED_HEADERS = ("content-type", "etag", "location")
 
 
 class _CallerCache:
@@ -142,14 +139,25 @@ async def authenticate(request: Request) -> Caller:
     return caller
 
 
-def _idempotency_key(request: Request) -> str | None:
+def _idempotency_key(request: Request, stores_responses: bool) -> str | None:
     if request.method != "POST":
         return None
-    key = request.headers.get(IDEMPOTENCY_HEADER)
-    return None if key is None else idempotency.check_key(key, IDEMPOTENCY_HEADER)
+    return idempotency.requested_key(
+        request.headers.get(idempotency.HEADER), stores_responses=stores_responses
+    )
 
 
-def _replay(record: StoredResponse) -> Response:
+async def _fingerprint(request: Request) -> str:
+    return idempotency.fingerprint(
+        request.method, request.url.path, request.url.query, body=await request.body()
+    )
+
+
+def _answer(response: Response) -> idempotency.Answer:
+    return idempotency.Answer(response.status_code, response.headers, bytes(response.body))
+
+
+def _replay(record: idempotency.StoredAnswer) -> Response:
     headers = dict(record.response_headers)
     headers["Idempotent-Replayed"] = "true"
     media_type = headers.pop("content-type", None)
@@ -167,36 +175,19 @@ async def _run_write(
     handler: Callable[[Request], Coroutine[Any, Any, Response]],
     stores_responses: bool = True,
 ) -> Response:
-    key = _idempotency_key(request)
-    if key is not None and not stores_responses:
-        raise BadRequest(
-            f"{IDEMPOTENCY_HEADER} is not supported here: the response holds a secret that is "
-            "never stored.",
-            code="idempotency_not_supported",
-        )
+    """One unit of work; Idempotency-Key's decisions are the idempotency service's."""
+    key = _idempotency_key(request, stores_responses)
     async with unit_of_work() as conn:
         request.state.conn = conn
-        if key is None:
-            return await handler(request)
-        request_fingerprint = idempotency.fingerprint(
-            request.method, request.url.path, request.url.query, body=await request.body()
+        return await idempotency.run_once(
+            conn,
+            caller.key_id,
+            key,
+            lambda: _fingerprint(request),
+            lambda: handler(request),
+            answer=_answer,
+            replay=_replay,
         )
-        stored = await idempotency.begin(conn, caller.key_id, key, request_fingerprint)
-        if stored is not None:
-            return _replay(stored)
-        response = await handler(request)
-        if 200 <= response.status_code < 300:
-            await idempotency.remember(
-                conn,
-                caller.key_id,
-                key,
-                request_fingerprint,
-                status_code=response.status_code,
-                headers={k: v for k, v in response.headers.items() if k in _REPLAYED_HEADERS},
-                body=bytes(response.body),
-                ttl=timedelta(hours=get_settings().idempotency_ttl_hours),
-            )
-        return response
 
 
 def query_names(dependant: Dependant) -> frozenset[str]:
@@ -255,15 +246,6 @@ def _not_modified(request: Request, response: Response) -> Response | None:
     return Response(status_code=304, headers={"ETag": current})
 
 
-_IF_NONE_MATCH_DOC = {
-    "name": "If-None-Match",
-    "in": "header",
-    "required": False,
-    "description": "An ETag from a previous read (or `*`): 304 without a body while it is current.",
-    "schema": {"type": "string"},
-}
-
-
 class KehuRoute(APIRoute):
     # Whether a POST's response may be stored for Idempotency-Key replays; off for routes whose
     # responses must never be stored (a new API key's secret).
@@ -271,15 +253,8 @@ class KehuRoute(APIRoute):
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
-        if "GET" in (
-            self.methods or ()
-        ):  # the pipeline answers If-None-Match on every read with an ETag
-            self.responses.setdefault(
-                304, {"description": "Not Modified: If-None-Match names the current ETag."}
-            )
-            extra = dict(self.openapi_extra or {})
-            extra["parameters"] = [*extra.get("parameters", []), _IF_NONE_MATCH_DOC]
-            self.openapi_extra = extra
+        # What the pipeline does for this route, in the OpenAPI document (app/api/openapi.py).
+        document_route(self, stores_responses=self.stores_responses)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

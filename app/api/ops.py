@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from app.core.errors import problem_doc, problem_response
+from app.api.problems import problem_doc, problem_response
 from app.db import read_connection
 from app.db.migrations import applied_revision, head_revision
 

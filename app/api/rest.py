@@ -1,12 +1,11 @@
-"""Assembles the /v1 REST routers."""
+"""Assembles the /v1 REST routers from the domain registry."""
 
 from fastapi import APIRouter
 
-from app.apikeys.endpoints import router as api_keys
-from app.core.errors import COMMON_PROBLEMS
-from app.customers.endpoints import router as customers
-from app.events.endpoints import router as events
+from app.api.routing import check_pipeline
+from app.domains import all_domains
 
-v1 = APIRouter(prefix="/v1", responses=COMMON_PROBLEMS)
-for router in (customers, events, api_keys):
-    v1.include_router(router)
+v1 = APIRouter(prefix="/v1")
+for domain in all_domains():
+    if domain.router is not None:
+        v1.include_router(check_pipeline(domain.router))

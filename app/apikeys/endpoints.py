@@ -1,12 +1,13 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import Query, Response, status
 
 from app.api.deps import CallerDep, KehuRoute, SessionDep, caller_cache
+from app.api.problems import problem_doc
+from app.api.routing import resource_router
 from app.apikeys import service
 from app.apikeys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
-from app.core.errors import problem_doc
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, PageOut
 
 
@@ -14,7 +15,7 @@ class _SecretRoute(KehuRoute):
     stores_responses = False  # a created key's secret is shown once and never stored
 
 
-router = APIRouter(prefix="/api-keys", tags=["admin"], route_class=_SecretRoute)
+router = resource_router("/api-keys", "admin", route_class=_SecretRoute)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create an API key (admin)")

@@ -7,9 +7,9 @@ is refused instead of skipping rows.
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, get_args
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlakeyset import BadBookmark, serialize_bookmark
 from sqlakeyset.asyncio import select_page
 from sqlalchemy import Select
@@ -25,7 +25,21 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
 
 
+def _page_example(schema: dict[str, Any], page: type[Any]) -> None:
+    """A page's example, made of its item model's first example (an empty page without one)."""
+    item = (
+        get_args(page.model_fields["data"].annotation)[0] if "data" in page.model_fields else None
+    )
+    extra = getattr(item, "model_config", {}).get("json_schema_extra")
+    examples = extra.get("examples", []) if isinstance(extra, dict) else []
+    data = [examples[0]] if examples else []
+    cursor = "eyJzIjoiLWNyZWF0ZWRfYXQiLCJiIjoiPmk6MTczMjUyNzAwMCJ9.c2lnbmF0dXJl"
+    schema["examples"] = [{"data": data, "next_cursor": cursor, "has_more": True}]
+
+
 class PageOut(BaseModel, Generic[T]):
+    model_config = ConfigDict(json_schema_extra=_page_example)
+
     data: list[T]
     next_cursor: str | None = Field(
         description="Pass as `cursor` to get the next page; null at the end."

@@ -1,11 +1,12 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import Query, Response, status
 
-from app.api.deps import CallerDep, KehuRoute, SessionDep
+from app.api.deps import CallerDep, SessionDep
+from app.api.problems import problem_doc
 from app.api.responses import json_response, page_response
-from app.core.errors import problem_doc
+from app.api.routing import IfMatchDep, resource_router
 from app.core.http import etag, expected_version
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, PageOut
 from app.customers import batch, service
@@ -19,12 +20,7 @@ from app.customers.schemas import (
     CustomerUpdate,
 )
 
-router = APIRouter(prefix="/customers", tags=["customers"], route_class=KehuRoute)
-
-IfMatch = Annotated[
-    str | None,
-    Header(description='The ETag from a previous read, e.g. `"v3"`; 412 if it is stale.'),
-]
+router = resource_router("/customers", "customers")
 
 
 @router.post(
@@ -38,17 +34,6 @@ async def create_customer(
     body: CustomerCreate,
     caller: CallerDep,
     session: SessionDep,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            min_length=1,
-            max_length=255,
-            pattern=r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$",
-            description="Retry-safe key (≤ 255 printable ASCII characters, kept 24 h): the same "
-            "key and body replay the stored response.",
-        ),
-    ] = None,
 ) -> Response:
     customer = await service.create_customer(session, caller, body)
     return json_response(
@@ -98,14 +83,14 @@ async def get_customer(customer_id: uuid.UUID, caller: CallerDep, session: Sessi
     "/{customer_id}",
     summary="Update a customer",
     response_model=CustomerOut,
-    responses={412: problem_doc("If-Match names a stale version.")},
+    responses={409: problem_doc("The email or external_id belongs to another customer.")},
 )
 async def update_customer(
     customer_id: uuid.UUID,
     body: CustomerUpdate,
     caller: CallerDep,
     session: SessionDep,
-    if_match: IfMatch = None,
+    if_match: IfMatchDep = None,
 ) -> Response:
     customer = await service.update_customer(
         session, caller, customer_id, body, expected_version(if_match)
@@ -117,10 +102,9 @@ async def update_customer(
     "/{customer_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a customer",
-    responses={412: problem_doc("If-Match names a stale version.")},
 )
 async def delete_customer(
-    customer_id: uuid.UUID, caller: CallerDep, session: SessionDep, if_match: IfMatch = None
+    customer_id: uuid.UUID, caller: CallerDep, session: SessionDep, if_match: IfMatchDep = None
 ) -> Response:
     await service.delete_customer(session, caller, customer_id, expected_version(if_match))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,19 +1,11 @@
-"""Imports every domain's models so ``Base.metadata`` is complete (Alembic and the drift test use it)."""
+"""Imports every domain's models (through the domain registry) so ``Base.metadata`` is complete:
+Alembic's env and the migration drift test use it."""
 
-from app.apikeys.models import ApiKey
-from app.customers.models import Customer
 from app.db.base import Base
 from app.db.secrets import ServerSecret
-from app.events.models import CustomerEventSequence, Event, EventFeedState
-from app.idempotency.models import IdempotencyRecord
+from app.domains import all_domains
 
-__all__ = [
-    "ApiKey",
-    "Base",
-    "Customer",
-    "CustomerEventSequence",
-    "Event",
-    "EventFeedState",
-    "IdempotencyRecord",
-    "ServerSecret",
-]
+# Importing a models module registers its tables; the registry has imported each by now.
+MODELS = [domain.models for domain in all_domains() if domain.models is not None]
+
+__all__ = ["MODELS", "Base", "ServerSecret"]

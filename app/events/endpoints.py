@@ -1,14 +1,15 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
-from app.api.deps import CallerDep, KehuRoute, SessionDep
+from app.api.deps import CallerDep, SessionDep
+from app.api.routing import resource_router
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.events import service
 from app.events.schemas import EventPage
 
-router = APIRouter(prefix="/events", tags=["events"], route_class=KehuRoute)
+router = resource_router("/events", "events")
 
 
 @router.get(

@@ -2,12 +2,35 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
+from pydantic.config import JsonDict
 
 from app.core.schemas import OutputModel
 
+_CUSTOMER_ID = "01936f0e-5a4b-7c3d-9e2f-1a2b3c4d5e6f"
+_EVENT: JsonDict = {
+    "id": "01936f12-0c1d-7e2f-8a3b-4c5d6e7f8091",
+    "position": 1042,
+    "type": "customer.updated",
+    "occurred_at": "2025-11-25T09:31:12.345Z",
+    "customer_id": _CUSTOMER_ID,
+    "sequence": 2,
+    "data": {
+        "id": _CUSTOMER_ID,
+        "first_name": "伟",
+        "last_name": "王",
+        "email": "wang.wei@example.com",
+        "city": "Hangzhou",
+        "version": 2,
+        "redacted_fields": [],
+    },
+    "changes": {"city": ["Shanghai", "Hangzhou"]},
+}
+
 
 class EventOut(OutputModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_EVENT]})
+
     id: uuid.UUID = Field(description="Event id; also the `webhook-id` of its deliveries.")
     position: int = Field(
         description="Place in the feed: increases in commit order, never reused. Within one "
@@ -28,6 +51,14 @@ class EventOut(OutputModel):
 
 
 class EventPage(OutputModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"data": [_EVENT], "next_cursor": "eyJwIjoxMDQyfQ.c2lnbmF0dXJl", "has_more": False}
+            ]
+        }
+    )
+
     data: list[EventOut]
     next_cursor: str = Field(
         description="Pass as `cursor` to continue. Never null: poll with it to get newer events."

@@ -5,6 +5,7 @@ workers hear of the job at commit and never before.
 """
 
 import json
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -12,6 +13,9 @@ from pgqueuer import AsyncpgDriver, Queries
 from sqlalchemy import text
 
 from app.db import Connection
+
+# A job: called with its payload; opens its own unit of work.
+JobHandler = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 async def enqueue(

@@ -21,10 +21,10 @@ def _bind(qm: QueueManager, name: str, handler: JobHandler) -> None:
         await handler(decode_payload(job.payload))
 
 
-def _schedule(sm: SchedulerManager, name: str, expression: str) -> None:
+def _schedule(sm: SchedulerManager, name: str, expression: str, handler: JobHandler) -> None:
     @sm.schedule(name, expression)
     async def run(_: Schedule) -> None:
-        await JOBS[name]({})
+        await handler({})
 
 
 class Worker:
@@ -72,7 +72,7 @@ class Worker:
                 _bind(qm, name, handler)
             sm = SchedulerManager(Queries(AsyncpgDriver(schedule_conn)))
             for name, expression in self.schedules.items():
-                _schedule(sm, name, expression)
+                _schedule(sm, name, expression, self.jobs[name])
             self._managers = [qm, sm]
             if self._stopping.is_set():
                 return

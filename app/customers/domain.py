@@ -1,0 +1,13 @@
+"""Customers in the domain registry (app/domains.py)."""
+
+from app.customers import models
+from app.customers.endpoints import router
+from app.domains import Domain
+
+DOMAIN = Domain(
+    name="customers",
+    tag="customers",
+    description="Customer profiles.",
+    router=router,
+    models=models,
+)
