@@ -13,9 +13,7 @@ FRAMEWORK_FREE = ("core", "customers", "events", "apikeys", "idempotency")
 DOMAINS = ("customers", "events", "apikeys", "idempotency")
 # Shared layers that reach a domain only through app/domains.py.
 SHARED_LAYERS = ("api", "db")
-# TODO(lead): app/api/graphql/ still imports app.customers directly; remove this exception once
-# GraphQL is wired from the registry (Domain.graphql_query / graphql_mutation / graphql_types / loaders).
-DOMAIN_IMPORT_EXCEPTIONS = (APP / "api" / "graphql",)
+DOMAIN_IMPORT_EXCEPTIONS: tuple[Path, ...] = ()
 
 
 def _relative(path: Path) -> str:

@@ -2,6 +2,7 @@
 
 from app.customers import models
 from app.customers.endpoints import router
+from app.customers.graphql import CustomerMutations, CustomerQueries
 from app.domains import Domain
 
 DOMAIN = Domain(
@@ -10,4 +11,6 @@ DOMAIN = Domain(
     description="Customer profiles.",
     router=router,
     models=models,
+    graphql_query=CustomerQueries,
+    graphql_mutation=CustomerMutations,
 )

@@ -7,15 +7,13 @@ other arguments is `idempotency_key_reused`, and a concurrent duplicate `idempot
 
 import json
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
 from app.core.auth import Caller
-from app.core.config import get_settings
 from app.db import Connection
-from app.idempotency import service as idempotency
+from app.domains import idempotency
 
 OutT = TypeVar("OutT", bound=BaseModel)
 
@@ -31,23 +29,22 @@ async def run_once(
 ) -> tuple[OutT, bool]:
     """Run ``run`` once per (API key, idempotency key); returns its result and whether it was
     replayed from an earlier call."""
-    if key is None:
+    if key is not None:
+        idempotency.check_key(key, "idempotencyKey")
+
+    async def fingerprint() -> str:
+        body = json.dumps(arguments, default=str, sort_keys=True).encode("utf-8", "surrogatepass")
+        return idempotency.fingerprint("graphql", operation, body=body)
+
+    async def first_run() -> tuple[OutT, bool]:
         return await run(), False
-    idempotency.check_key(key, "idempotencyKey")
-    body = json.dumps(arguments, default=str, sort_keys=True).encode("utf-8", "surrogatepass")
-    request_fingerprint = idempotency.fingerprint("graphql", operation, body=body)
-    stored = await idempotency.begin(conn, caller.key_id, key, request_fingerprint)
-    if stored is not None:
-        return output.model_validate_json(stored.response_body), True
-    result = await run()
-    await idempotency.remember(
+
+    return await idempotency.run_once(
         conn,
         caller.key_id,
         key,
-        request_fingerprint,
-        status_code=200,
-        headers={},
-        body=result.model_dump_json().encode(),
-        ttl=timedelta(hours=get_settings().idempotency_ttl_hours),
+        fingerprint,
+        first_run,
+        answer=lambda result: idempotency.Answer(200, {}, result[0].model_dump_json().encode()),
+        replay=lambda stored: (output.model_validate_json(stored.response_body), True),
     )
-    return result, False

@@ -29,7 +29,7 @@ from app.api.graphql.ids import decode_global_id
 from app.api.graphql.pydantic_types import node_types
 from app.api.graphql.transport import KehuGraphQLRouter, post_endpoint
 from app.core.config import Settings
-from app.customers.graphql import CustomerMutations, CustomerQueries
+from app.domains import all_domains
 
 
 @strawberry.type
@@ -44,10 +44,6 @@ class NodeQuery:
             info=info, node_ids=[str(id)]
         )
         return found[0] if found else None
-
-
-QUERIES: list[type] = [NodeQuery, CustomerQueries]
-MUTATIONS: list[type] = [CustomerMutations]
 
 
 class KehuSchema(strawberry.Schema):
@@ -78,10 +74,15 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         ParserCache,
         ValidationCache,
     ]
-    query = merge_types("Query", tuple(QUERIES))
-    mutation = merge_types("Mutation", tuple(MUTATIONS))
+    domains = all_domains()
+    queries = [NodeQuery, *(d.graphql_query for d in domains if d.graphql_query)]
+    mutations = [d.graphql_mutation for d in domains if d.graphql_mutation]
+    types = [*node_types.values(), *(t for d in domains for t in d.graphql_types)]
     return KehuSchema(
-        query=query, mutation=mutation, types=list(node_types.values()), extensions=extensions
+        query=merge_types("Query", tuple(queries)),
+        mutation=merge_types("Mutation", tuple(mutations)),
+        types=types,
+        extensions=extensions,
     )
 
 
