@@ -14,6 +14,7 @@ and a JSON body Python cannot read (invalid UTF-8, nested past the parser's recu
 import json
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
@@ -282,15 +283,18 @@ class KehuRoute(APIRoute):
         return route_handler
 
 
-async def current_caller(request: Request) -> Caller:
-    caller: Caller = request.state.caller
-    return caller
+@dataclass(frozen=True, slots=True)
+class RequestScope:
+    """What the pipeline gives an endpoint: who is calling, and the connection to work on (a read
+    connection, or the request's one transaction for writes)."""
+
+    caller: Caller
+    conn: Connection
 
 
-async def current_session(request: Request) -> Connection:
-    conn: Connection = request.state.conn
-    return conn
+async def request_scope(request: Request) -> RequestScope:
+    return RequestScope(request.state.caller, request.state.conn)
 
 
-CallerDep = Annotated[Caller, Depends(current_caller)]
-SessionDep = Annotated[Connection, Depends(current_session)]
+# The one request dependency of every /v1 endpoint.
+ScopeDep = Annotated[RequestScope, Depends(request_scope)]

@@ -3,7 +3,7 @@ from typing import Annotated
 
 from fastapi import Query, Response, status
 
-from app.api.deps import CallerDep, SessionDep
+from app.api.deps import ScopeDep
 from app.api.problems import problem_doc
 from app.api.responses import json_response, page_response
 from app.api.routing import IfMatchDep, resource_router
@@ -32,12 +32,11 @@ router = resource_router("/customers", "customers")
 )
 async def create_customer(
     body: CustomerCreate,
-    caller: CallerDep,
-    session: SessionDep,
+    scope: ScopeDep,
 ) -> Response:
-    customer = await service.create_customer(session, caller, body)
+    customer = await service.create_customer(scope.conn, scope.caller, body)
     return json_response(
-        service.view(customer, caller),
+        service.view(customer, scope.caller),
         status.HTTP_201_CREATED,
         ETag=etag(customer.version),
         Location=f"/v1/customers/{customer.id}",
@@ -46,8 +45,7 @@ async def create_customer(
 
 @router.get("", summary="List customers", response_model=PageOut[CustomerOut])
 async def list_customers(
-    caller: CallerDep,
-    session: SessionDep,
+    scope: ScopeDep,
     filters: Annotated[CustomerFilter, Query()],
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=2000)] = None,
@@ -56,9 +54,9 @@ async def list_customers(
     ),
 ) -> Response:
     page = await service.list_customers(
-        session, caller, filters, sort=sort, limit=limit, cursor=cursor
+        scope.conn, scope.caller, filters, sort=sort, limit=limit, cursor=cursor
     )
-    return page_response(page.mapped(lambda c: service.view(c, caller)))
+    return page_response(page.mapped(lambda c: service.view(c, scope.caller)))
 
 
 @router.post(
@@ -67,16 +65,14 @@ async def list_customers(
     description="Matches on `external_id`, then `email`. One transaction; one result per item "
     "(an invalid item is reported and skipped, the others are written).",
 )
-async def upsert_customers_batch(
-    body: CustomerBatch, caller: CallerDep, session: SessionDep
-) -> CustomerBatchResult:
-    return await batch.batch_upsert(session, caller, body)
+async def upsert_customers_batch(body: CustomerBatch, scope: ScopeDep) -> CustomerBatchResult:
+    return await batch.batch_upsert(scope.conn, scope.caller, body)
 
 
 @router.get("/{customer_id}", summary="Get a customer", response_model=CustomerOut)
-async def get_customer(customer_id: uuid.UUID, caller: CallerDep, session: SessionDep) -> Response:
-    customer = await service.get_customer(session, caller, customer_id)
-    return json_response(service.view(customer, caller), ETag=etag(customer.version))
+async def get_customer(customer_id: uuid.UUID, scope: ScopeDep) -> Response:
+    customer = await service.get_customer(scope.conn, scope.caller, customer_id)
+    return json_response(service.view(customer, scope.caller), ETag=etag(customer.version))
 
 
 @router.patch(
@@ -88,14 +84,13 @@ async def get_customer(customer_id: uuid.UUID, caller: CallerDep, session: Sessi
 async def update_customer(
     customer_id: uuid.UUID,
     body: CustomerUpdate,
-    caller: CallerDep,
-    session: SessionDep,
+    scope: ScopeDep,
     if_match: IfMatchDep = None,
 ) -> Response:
     customer = await service.update_customer(
-        session, caller, customer_id, body, expected_version(if_match)
+        scope.conn, scope.caller, customer_id, body, expected_version(if_match)
     )
-    return json_response(service.view(customer, caller), ETag=etag(customer.version))
+    return json_response(service.view(customer, scope.caller), ETag=etag(customer.version))
 
 
 @router.delete(
@@ -104,7 +99,7 @@ async def update_customer(
     summary="Delete a customer",
 )
 async def delete_customer(
-    customer_id: uuid.UUID, caller: CallerDep, session: SessionDep, if_match: IfMatchDep = None
+    customer_id: uuid.UUID, scope: ScopeDep, if_match: IfMatchDep = None
 ) -> Response:
-    await service.delete_customer(session, caller, customer_id, expected_version(if_match))
+    await service.delete_customer(scope.conn, scope.caller, customer_id, expected_version(if_match))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -42,17 +42,19 @@ _GET_MANY_LIVE = select(*_STORED).where(
 _INSERT_UNLESS_TAKEN = insert(customers).on_conflict_do_nothing().returning(*_STORED)
 
 
-def _customer(row: Any) -> CustomerOut:
-    return CustomerOut.model_validate(row)
+def customer_from_row(row: Any) -> CustomerOut:
+    # From the row's mapping: attribute access on a Row looks for every model field, and the one
+    # that is not a column (redacted_fields) takes SQLAlchemy's slow missing-key path.
+    return CustomerOut.model_validate(row._mapping)
 
 
 def _customers(rows: Iterable[Any]) -> list[CustomerOut]:
-    return [CustomerOut.model_validate(row) for row in rows]
+    return [customer_from_row(row) for row in rows]
 
 
 async def get(conn: Connection, customer_id: uuid.UUID) -> CustomerOut | None:
     row = (await conn.execute(_GET_LIVE, {"customer_id": customer_id})).first()
-    return None if row is None else _customer(row)
+    return None if row is None else customer_from_row(row)
 
 
 async def get_many(conn: Connection, ids: Sequence[uuid.UUID]) -> list[CustomerOut]:
@@ -63,7 +65,7 @@ async def get_many(conn: Connection, ids: Sequence[uuid.UUID]) -> list[CustomerO
 
 async def get_for_update(conn: Connection, customer_id: uuid.UUID) -> CustomerOut | None:
     row = (await conn.execute(_GET_LIVE_FOR_UPDATE, {"customer_id": customer_id})).first()
-    return None if row is None else _customer(row)
+    return None if row is None else customer_from_row(row)
 
 
 async def insert_unless_taken(conn: Connection, values: dict[str, Any]) -> CustomerOut | None:
@@ -71,7 +73,7 @@ async def insert_unless_taken(conn: Connection, values: dict[str, Any]) -> Custo
 
     ``values`` must name every insertable column (see ``INSERTABLE``)."""
     row = (await conn.execute(_INSERT_UNLESS_TAKEN, values)).first()
-    return None if row is None else _customer(row)
+    return None if row is None else customer_from_row(row)
 
 
 async def holders_of(
@@ -99,7 +101,7 @@ async def save_changes(
         .values(**values, version=customers.c.version + 1)
         .returning(*_STORED)
     )
-    return _customer((await conn.execute(statement)).one())
+    return customer_from_row((await conn.execute(statement)).one())
 
 
 async def soft_delete(conn: Connection, customer_id: uuid.UUID, when: datetime) -> None:

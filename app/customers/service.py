@@ -288,4 +288,4 @@ async def list_customers(
         )
     query = repository.list_query(filters, sort, q_names_only=not sees_pii)
     page = await fetch_page(conn, query, limit=limit, cursor=cursor, sort=sort.value)
-    return page.mapped(CustomerOut.model_validate)
+    return page.mapped(repository.customer_from_row)

@@ -3,7 +3,7 @@ from typing import Annotated
 
 from fastapi import Query
 
-from app.api.deps import CallerDep, SessionDep
+from app.api.deps import ScopeDep
 from app.api.routing import resource_router
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.events import service
@@ -23,8 +23,7 @@ router = resource_router("/events", "events")
     "Kept 90 days.",
 )
 async def list_events(
-    caller: CallerDep,
-    session: SessionDep,
+    scope: ScopeDep,
     cursor: Annotated[str | None, Query(max_length=2000)] = None,
     types: Annotated[
         str | None,
@@ -39,7 +38,7 @@ async def list_events(
 ) -> EventPage:
     wanted = [t for t in (types or "").split(",") if t]
     rows, next_cursor, has_more = await service.read_feed(
-        session, caller, cursor=cursor, types=wanted, customer_id=customer_id, limit=limit
+        scope.conn, scope.caller, cursor=cursor, types=wanted, customer_id=customer_id, limit=limit
     )
     return EventPage(
         data=rows,

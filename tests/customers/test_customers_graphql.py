@@ -10,7 +10,7 @@ from typing import Any
 import httpx2 as httpx
 from sqlalchemy import event
 
-from app.db.engine import get_engine
+from app.db.engine import engines
 from tests.fixtures.api import error_codes, gql
 from tests.fixtures.factories import PHONE, KeyFactory, bearer, create_customer, customer_input
 
@@ -312,16 +312,18 @@ async def test_pii_is_redacted_without_pii_read(
 @contextmanager
 def count_statements() -> Iterator[list[str]]:
     statements: list[str] = []
-    sync_engine = get_engine().sync_engine
+    sync_engines = [engine.sync_engine for engine in engines()]
 
     def before_cursor_execute(*args: Any) -> None:
         statements.append(args[2])
 
-    event.listen(sync_engine, "before_cursor_execute", before_cursor_execute)
+    for sync_engine in sync_engines:
+        event.listen(sync_engine, "before_cursor_execute", before_cursor_execute)
     try:
         yield statements
     finally:
-        event.remove(sync_engine, "before_cursor_execute", before_cursor_execute)
+        for sync_engine in sync_engines:
+            event.remove(sync_engine, "before_cursor_execute", before_cursor_execute)
 
 
 async def test_constant_number_of_statements(client: httpx.AsyncClient) -> None:
@@ -336,7 +338,7 @@ async def test_constant_number_of_statements(client: httpx.AsyncClient) -> None:
         assert len(body["data"]["customers"]["edges"]) == first
         counts[first] = len(statements)
     print(f"statements per customers query: {counts}")
-    assert counts[5] == counts[50] <= 3, counts
+    assert 1 <= counts[5] == counts[50] <= 3, counts
 
     # ten customers fetched by id in one request: one statement through the DataLoader
     ids = [e["node"]["id"] for e in body["data"]["customers"]["edges"][:10]]
