@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     ColumnElement,
     Select,
     Table,
@@ -20,11 +21,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert
 
 from app.customers.models import Customer
 from app.customers.schemas import STORED_FIELDS, CustomerFilter, CustomerOut, CustomerSort
 from app.db import Connection
+from app.db.driver import DriverStatement
+from app.events.repository import CUSTOMER_EVENT_PARAMS, customer_event_ctes
 
 customers: Table = Customer.__table__  # type: ignore[assignment]
 LIVE = customers.c.deleted_at.is_(None)
@@ -38,8 +40,31 @@ _GET_LIVE_FOR_UPDATE = _GET_LIVE.with_for_update()
 _GET_MANY_LIVE = select(*_STORED).where(
     customers.c.id.in_(bindparam("customer_ids", expanding=True)), LIVE
 )
-# One statement for every insert (all columns bound), so its compiled form is cached once.
-_INSERT_UNLESS_TAKEN = insert(customers).on_conflict_do_nothing().returning(*_STORED)
+_GET_LIVE_ON_DRIVER = DriverStatement(_GET_LIVE)
+_JSON_COLUMNS = [name for name in INSERTABLE if isinstance(customers.c[name].type, JSON)]
+
+
+def _insert_with_event_sql() -> str:
+    columns = ", ".join(INSERTABLE)
+    values = ", ".join(f"${i}" for i in range(1, len(INSERTABLE) + 1))
+    stored = ", ".join(STORED_FIELDS)
+    return f"""
+    WITH created AS (
+        INSERT INTO customers ({columns}) VALUES ({values})
+        ON CONFLICT DO NOTHING
+        RETURNING {stored}
+    ),
+    {customer_event_ctes("created", len(INSERTABLE) + 1)}
+    SELECT {stored} FROM created
+    """
+
+
+# A new customer and its event in one statement (one round trip, one transaction of its own).
+_INSERT_WITH_EVENT = DriverStatement(
+    _insert_with_event_sql(),
+    [*INSERTABLE, *CUSTOMER_EVENT_PARAMS],
+    json_names=[*_JSON_COLUMNS, "event_data"],
+)
 
 
 def customer_from_row(row: Any) -> CustomerOut:
@@ -53,8 +78,19 @@ def _customers(rows: Iterable[Any]) -> list[CustomerOut]:
 
 
 async def get(conn: Connection, customer_id: uuid.UUID) -> CustomerOut | None:
-    row = (await conn.execute(_GET_LIVE, {"customer_id": customer_id})).first()
-    return None if row is None else customer_from_row(row)
+    row = await _GET_LIVE_ON_DRIVER.fetchrow(conn, {"customer_id": customer_id})
+    return None if row is None else CustomerOut.model_validate(dict(row))
+
+
+async def insert_with_event(
+    conn: Connection, values: dict[str, Any], event: dict[str, Any]
+) -> CustomerOut | None:
+    """Insert a customer and append its event (``events.service.customer_event``) in one
+    statement; None, and no event, when its email or external_id belongs to a live customer.
+
+    ``values`` must name every insertable column (see ``INSERTABLE``)."""
+    row = await _INSERT_WITH_EVENT.fetchrow(conn, {**values, **event})
+    return None if row is None else CustomerOut.model_validate(dict(row))
 
 
 async def get_many(conn: Connection, ids: Sequence[uuid.UUID]) -> list[CustomerOut]:
@@ -65,14 +101,6 @@ async def get_many(conn: Connection, ids: Sequence[uuid.UUID]) -> list[CustomerO
 
 async def get_for_update(conn: Connection, customer_id: uuid.UUID) -> CustomerOut | None:
     row = (await conn.execute(_GET_LIVE_FOR_UPDATE, {"customer_id": customer_id})).first()
-    return None if row is None else customer_from_row(row)
-
-
-async def insert_unless_taken(conn: Connection, values: dict[str, Any]) -> CustomerOut | None:
-    """Insert a customer; None when its email or external_id already belongs to a live customer.
-
-    ``values`` must name every insertable column (see ``INSERTABLE``)."""
-    row = (await conn.execute(_INSERT_UNLESS_TAKEN, values)).first()
     return None if row is None else customer_from_row(row)
 
 

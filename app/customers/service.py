@@ -115,11 +115,12 @@ def _create_values(payload: CustomerCreate, now: datetime) -> dict[str, Any]:
 
 async def create_customer(conn: Connection, caller: Caller, payload: CustomerCreate) -> CustomerOut:
     caller.require("customers:write")
-    now = clock.now()
-    customer = await repository.insert_unless_taken(conn, _create_values(payload, now))
+    values = _create_values(payload, clock.now())
+    # The event carries the customer as it will be stored: every column is given, none defaulted.
+    event = events.customer_event("customer.created", snapshot(CustomerOut.model_validate(values)))
+    customer = await repository.insert_with_event(conn, values, event)
     if customer is None:
         raise await explain_taken(conn, payload.email, payload.external_id)
-    await events.record(conn, "customer.created", customer_id=customer.id, data=snapshot(customer))
     return customer
 
 

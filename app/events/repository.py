@@ -39,6 +39,30 @@ _APPEND_CUSTOMER_EVENT = text(
 )
 
 
+# The parameters ``customer_event_ctes`` adds, in order.
+CUSTOMER_EVENT_PARAMS = ("event_id", "event_type", "event_occurred_at", "event_data")
+
+
+def customer_event_ctes(source: str, first_param: int) -> str:
+    """Two CTEs for a statement that writes customers: for each row of the CTE ``source`` (its
+    ``id`` is a customer id) take the customer's next sequence number and append one event, as
+    ``append`` does. They use ``$first_param`` onwards for ``CUSTOMER_EVENT_PARAMS``; PostgreSQL
+    runs data-modifying CTEs once and to completion, so no row of ``source``, no event."""
+    event_id, event_type, occurred_at, data = (f"${first_param + i}" for i in range(4))
+    return f"""event_sequence AS (
+        INSERT INTO customer_event_sequences AS s (customer_id, last_sequence)
+        SELECT id, 1 FROM {source}
+        ON CONFLICT (customer_id) DO UPDATE SET last_sequence = s.last_sequence + 1
+        RETURNING customer_id, last_sequence
+    ),
+    appended_event AS (
+        INSERT INTO events (id, type, customer_id, sequence, occurred_at, data)
+        SELECT {event_id}::uuid, {event_type}::varchar, customer_id, last_sequence,
+               {occurred_at}::timestamptz, {data}::jsonb
+        FROM event_sequence
+    )"""
+
+
 async def append(
     conn: Connection,
     *,

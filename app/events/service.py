@@ -37,6 +37,17 @@ async def record(
     )
 
 
+def customer_event(type: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters of one event written by ``repository.customer_event_ctes`` inside another
+    statement (the same event ``record`` would write)."""
+    return {
+        "event_id": new_id(),
+        "event_type": type,
+        "event_occurred_at": clock.now(),
+        "event_data": dict(data),
+    }
+
+
 async def encode_cursor(position: int) -> str:
     return await cursors.encode({"p": position})
 

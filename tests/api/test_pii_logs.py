@@ -13,12 +13,12 @@ import httpx2 as httpx
 import pytest
 import uvicorn
 from sqlalchemy import text
-from sqlalchemy.dialects.postgresql import insert
 
 from app.core.config import Settings
 from app.core.logging import safe_traceback
 from app.customers import repository
 from app.db import Connection
+from app.db.driver import DriverStatement
 from app.main import create_app
 from tests.fixtures.factories import KeyFactory, bearer
 
@@ -57,21 +57,31 @@ async def served(settings: Settings) -> AsyncIterator[str]:
         await task
 
 
-async def _plain_insert(conn: Connection, values: dict[str, Any]) -> Any:
+# Stand-ins for repository.insert_with_event, each failing the way it could, on the same
+# connection path (statements on the asyncpg driver connection, as the real one runs).
+_PLAIN_INSERT = DriverStatement(
+    "INSERT INTO customers (id, email, external_id, version, created_at, updated_at) "
+    "VALUES ($1, $2, $3, 1, now(), now()) RETURNING id",
+    ["id", "email", "external_id"],
+)
+_FAIL_WITH_VALUE = DriverStatement("SELECT pg_temp.kehu_fail($1)", ["v"])
+_CAST_TO_DATE = DriverStatement("SELECT $1::date", ["v"])
+
+
+async def _plain_insert(conn: Connection, values: dict[str, Any], event: dict[str, Any]) -> Any:
     """A lost race: an INSERT without ON CONFLICT, failing on the unique email index."""
-    statement = insert(repository.customers).returning(*repository.customers.c)
-    return (await conn.execute(statement, values)).first()
+    return await _PLAIN_INSERT.fetchrow(conn, values)
 
 
-async def _server_error(conn: Connection, values: dict[str, Any]) -> Any:
+async def _server_error(conn: Connection, values: dict[str, Any], event: dict[str, Any]) -> Any:
     """An unexpected database error whose message and DETAIL quote the email."""
     await conn.execute(text(RAISE_WITH_DETAIL))
-    await conn.execute(text("SELECT pg_temp.kehu_fail(:v)"), {"v": values["email"]})
+    await _FAIL_WITH_VALUE.fetchrow(conn, {"v": values["email"]})
 
 
-async def _driver_error(conn: Connection, values: dict[str, Any]) -> Any:
+async def _driver_error(conn: Connection, values: dict[str, Any], event: dict[str, Any]) -> Any:
     """An error raised by asyncpg itself while encoding a parameter (it quotes the value)."""
-    await conn.execute(text("SELECT CAST(:v AS date)"), {"v": values["phone"]})
+    await _CAST_TO_DATE.fetchrow(conn, {"v": values["phone"]})
 
 
 def body(**overrides: Any) -> dict[str, Any]:
@@ -128,7 +138,7 @@ async def test_marker_pii_never_appears_in_any_log(
                 bad = await http.post("/graphql", json=gql_input(email=f"{MARK_NAME}@@"))
                 assert gql_codes(bad) == ["validation_failed"]
 
-                monkeypatch.setattr(repository, "insert_unless_taken", _plain_insert)
+                monkeypatch.setattr(repository, "insert_with_event", _plain_insert)
                 race = await http.post("/v1/customers", json=body(external_id="r1"))
                 assert race.status_code == 409
                 assert race.json()["code"] == "conflict"
@@ -136,7 +146,7 @@ async def test_marker_pii_never_appears_in_any_log(
                 assert gql_codes(race_gql) == ["conflict"]
 
                 for failing in (_server_error, _driver_error):
-                    monkeypatch.setattr(repository, "insert_unless_taken", failing)
+                    monkeypatch.setattr(repository, "insert_with_event", failing)
                     fresh = body(email=f"x.{MARK_EMAIL}", external_id=failing.__name__)
                     broken = await http.post("/v1/customers", json=fresh)
                     assert broken.status_code == 500
