@@ -1,6 +1,7 @@
 """The ASGI application: ``create_app()`` wires middleware, error handling, /v1, /graphql and ops."""
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
@@ -16,7 +17,7 @@ from app.api.middleware import RequestContextMiddleware, StrictCORSMiddleware
 from app.api.ops import router as ops_router
 from app.api.problems import install_error_handlers
 from app.api.ratelimit import KeyRateLimiter
-from app.api.rest import v1
+from app.api.rest import include_v1
 from app.core import cursors
 from app.core.config import Settings, get_settings
 from app.core.errors import ServiceUnavailable
@@ -93,9 +94,18 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             sequencer = Sequencer(dsn)
             sequencer_task = asyncio.create_task(sequencer.run())
         await cursors.preload()
+        thresholds = gc.get_threshold()
+        if settings.gc_threshold:
+            # Everything built so far lives as long as the app: out of the collector's way.
+            gc.collect()
+            gc.freeze()
+            gc.set_threshold(settings.gc_threshold, *thresholds[1:])
         try:
             yield
         finally:
+            if settings.gc_threshold:
+                gc.set_threshold(*thresholds)
+                gc.unfreeze()
             if sequencer is not None and sequencer_task is not None:
                 await stop_and_wait(sequencer, sequencer_task)
             if worker is not None and worker_task is not None:
@@ -124,7 +134,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         ],
     )
     install_error_handlers(app)
-    app.include_router(v1)
+    include_v1(app)
     app.include_router(ops_router)
     from app.api.graphql.schema import mount_graphql
 

@@ -263,6 +263,9 @@ class KehuRoute(APIRoute):
         takes_json = self.body_field is not None
 
         async def route_handler(request: Request) -> Response:
+            # No /v1 operation takes cookies (keys come in Authorization), but FastAPI parses the
+            # Cookie header for every dependency it solves; an empty jar up front skips that.
+            request._cookies = {}
             caller = await authenticate(request)
             limit_headers = await rate_limiter().hit(str(caller.key_id))
             request.state.caller = caller

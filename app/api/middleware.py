@@ -1,9 +1,9 @@
 """ASGI middleware: request ids, access logs, the request body limit, HEAD, and the last-resort 500."""
 
 import json
+import os
 import re
 import time
-import uuid
 
 import structlog
 from fastapi import HTTPException
@@ -27,19 +27,18 @@ _INCOMING_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MAX_BODY_BYTES = 1024 * 1024
 
 
-async def _send_problem(send: Send, status: int, code: str, detail: str, request_id: str) -> None:
+async def _send_problem(
+    send: Send, status: int, code: str, detail: str, request_id: str, *, id_header: bool = True
+) -> None:
+    """``id_header``: add X-Request-ID (False when ``send`` adds it itself)."""
     body = json.dumps(problem_body(status, code, detail, request_id)).encode("ascii")
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/problem+json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"x-request-id", request_id.encode()),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", b"application/problem+json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if id_header:
+        headers.append((b"x-request-id", request_id.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -72,14 +71,16 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _INCOMING_ID.match(incoming) else uuid.uuid4().hex
+        headers = dict(scope["headers"])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _INCOMING_ID.match(incoming) else os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        raw_id = request_id.encode("latin-1")
         started = time.perf_counter()
         status_holder = {"status": 500, "started": False}
 
-        declared = dict(scope["headers"]).get(b"content-length")
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             await _send_problem(
                 send, 413, "payload_too_large", "Request bodies are limited to 1 MiB.", request_id
@@ -106,8 +107,8 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
                 status_holder["started"] = True
-                headers = MutableHeaders(scope=message)
-                headers["X-Request-ID"] = request_id
+                # Appended as a raw header: nothing upstream sets X-Request-ID.
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", raw_id)]
             elif message["type"] == "http.response.body" and is_head:
                 message = {**message, "body": b""}  # same headers (Content-Length too), no body
             await send(message)
@@ -126,6 +127,7 @@ class RequestContextMiddleware:
                     "internal_error",
                     "An unexpected error occurred; it has been logged with this request id.",
                     request_id,
+                    id_header=False,
                 )
         finally:
             self._log(app_scope, int(status_holder["status"]), started, scope.get("method", ""))
