@@ -182,7 +182,7 @@ def _finish_openapi(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            openapi_conventions.finish(generate())
+            openapi_conventions.finish(generate(), app.routes)
         return app.openapi_schema or generate()
 
     app.openapi = openapi  # type: ignore[method-assign]

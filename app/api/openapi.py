@@ -40,12 +40,15 @@ out everywhere: 404/405 for paths and methods no operation matches, 413 for a bo
 operation that takes none, and 500 (``internal_error``, always possible, never part of a contract).
 """
 
-from collections.abc import Iterator
-from typing import Any
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any, get_args
 
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
+from starlette.routing import BaseRoute
 
 from app.api.problems import PROBLEM_JSON, FieldError, Problem
 from app.domains import idempotency
@@ -315,11 +318,35 @@ def _entry(route: APIRoute, status: int) -> dict[str, Any]:
     return entry
 
 
-def finish(schema: dict[str, Any]) -> None:
+def component_models(routes: Iterable[BaseRoute]) -> dict[str, type[BaseModel]]:
+    """Every pydantic model behind the document's components (request bodies, responses and the
+    models nested in them, and ``Problem``), by component name."""
+    pending: list[Any] = [Problem]
+    for ctx in iter_route_contexts(list(routes)):
+        route = ctx.original_route
+        pending.append(getattr(route, "response_model", None))
+        body = getattr(route, "body_field", None)
+        if body is not None:
+            pending.append(body.field_info.annotation)
+    found: dict[str, type[BaseModel]] = {}
+    while pending:
+        item = pending.pop()
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            name = re.sub(r"[^a-zA-Z0-9.\-_]", "_", item.__name__)
+            if name in found:
+                continue
+            found[name] = item
+            pending.extend(f.annotation for f in item.model_fields.values())
+        else:
+            pending.extend(get_args(item))
+    return found
+
+
+def finish(schema: dict[str, Any], routes: Iterable[BaseRoute] = ()) -> None:
     """Complete the generated document (in place): the bearer key on every /v1 operation, every
     error as `application/problem+json`, `Problem` in the components, `X-Request-ID` on every
-    response, `Retry-After` on every 503 and `Location` on the 201s whose resource can be read
-    back."""
+    response, `Retry-After` on every 503, `Location` on the 201s whose resource can be read
+    back, and the models' examples as written (``routes``' models; FastAPI drops their nulls)."""
     components = schema.setdefault("components", {})
     components["securitySchemes"] = {
         "ApiKey": {
@@ -333,6 +360,10 @@ def finish(schema: dict[str, Any]) -> None:
         generated = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(generated.pop("$defs", {}))
         schemas.setdefault(model.__name__, generated)
+    for name, documented in component_models(routes).items():
+        extra = documented.model_config.get("json_schema_extra")
+        if name in schemas and isinstance(extra, dict) and "examples" in extra:
+            schemas[name]["examples"] = to_jsonable_python(extra["examples"])
     for component in schemas.values():
         for example in component.get("examples", []):
             _restore_nulls(example, component, schemas)

@@ -160,4 +160,9 @@ class InputModel(BaseModel):
 
 
 class OutputModel(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    """Response bodies. A response always carries every field, defaults included, so the OpenAPI
+    document marks them all required (and keeps the nulls of examples)."""
+
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_serialization_defaults_required=True
+    )

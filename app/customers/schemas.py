@@ -25,6 +25,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.config import JsonDict
 
 from app.core import clock
 from app.core.countries import ISO_3166_ALPHA2
@@ -194,7 +195,65 @@ ChannelName = Annotated[
 ]
 
 
+# Examples for the OpenAPI document (every one is validated by its model in the tests).
+_CUSTOMER_ID = "01936f0e-5a4b-7c3d-9e2f-1a2b3c4d5e6f"
+_CONSENT_IN: JsonDict = {
+    "channel": "email",
+    "purpose": "marketing",
+    "status": "granted",
+    "source": "web-form",
+    "updated_at": "2025-11-25T09:30:00Z",
+}
+_CREATE: JsonDict = {
+    "external_id": "shop-10042",
+    "email": "wang.wei@example.com",
+    "phone": "13800138000",
+    "first_name": "伟",
+    "last_name": "王",
+    "gender": "male",
+    "birth_date": "1988-04-12",
+    "locale": "zh-CN",
+    "country": "CN",
+    "region": "Shanghai",
+    "city": "Shanghai",
+    "income_band": "upper_middle",
+    "education": "bachelor",
+    "occupation": "Product manager",
+    "tags": ["outdoor", "coffee"],
+    "attributes": {"shoe_size": 42, "vip": True},
+    "consent": [{"channel": "email", "purpose": "marketing", "status": "granted"}],
+    "source_channel": "wechat",
+    "owner": "li.na",
+    "notes": "Prefers contact after 18:00.",
+}
+_CREATE_MINIMAL: JsonDict = {
+    "email": "anna.schmidt@example.de",
+    "first_name": "Anna",
+    "country": "DE",
+    "locale": "de-DE",
+}
+_OUT: JsonDict = {
+    **_CREATE,
+    "id": _CUSTOMER_ID,
+    "phone": "+8613800138000",
+    "consent": [{**_CONSENT_IN, "source": None}],
+    "version": 1,
+    "created_at": "2025-11-25T09:30:00Z",
+    "updated_at": "2025-11-25T09:30:00Z",
+    "redacted_fields": [],
+}
+
+
 class Consent(InputModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                _CONSENT_IN,
+                {"channel": "sms", "purpose": "marketing", "status": "denied"},
+            ]
+        }
+    )
+
     channel: ConsentChannel
     purpose: ConsentPurpose
     status: ConsentStatus
@@ -281,6 +340,8 @@ class _InputRules(InputModel):
 
 
 class CustomerCreate(CustomerFields, _InputRules):
+    model_config = ConfigDict(json_schema_extra={"examples": [_CREATE, _CREATE_MINIMAL]})
+
     @model_validator(mode="after")
     def _normalize(self) -> "CustomerCreate":
         if self.phone is not None:
@@ -297,6 +358,20 @@ class CustomerUpdate(CustomerFields, _InputRules):
     (a null value removes that key); `consent` entries replace the same (channel, purpose).
     A national-format phone without `country` is read in the stored country (by the service)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"city": "Hangzhou"},
+                {
+                    "phone": "+8613900139000",
+                    "notes": None,
+                    "attributes": {"vip": None, "loyalty_level": "gold"},
+                    "consent": [{"channel": "sms", "purpose": "marketing", "status": "denied"}],
+                },
+            ]
+        }
+    )
+
     @model_validator(mode="after")
     def _normalize(self) -> "CustomerUpdate":
         if self.phone is not None and (self.phone.startswith("+") or self.country is not None):
@@ -305,6 +380,8 @@ class CustomerUpdate(CustomerFields, _InputRules):
 
 
 class ConsentOut(OutputModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_CONSENT_IN]})
+
     channel: ConsentChannel
     purpose: ConsentPurpose
     status: ConsentStatus
@@ -315,7 +392,21 @@ class ConsentOut(OutputModel):
 class CustomerOut(CustomerFields, OutputModel):
     """A customer as stored, or (``redacted_fields`` not empty) as a key without pii:read sees it."""
 
-    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                _OUT,
+                # As a key without pii:read sees the same customer.
+                {
+                    **_OUT,
+                    "email": None,
+                    "phone": None,
+                    "birth_date": None,
+                    "redacted_fields": ["birth_date", "email", "phone"],
+                },
+            ]
+        },
+    )
 
     id: uuid.UUID
     # What the store always has, where a body may leave it out.
@@ -423,6 +514,25 @@ class CustomerBatchItem(CustomerCreate):
 
 
 class CustomerBatch(InputModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "external_id": "shop-10042",
+                            "email": "wang.wei@example.com",
+                            "first_name": "伟",
+                            "last_name": "王",
+                            "tags": ["outdoor"],
+                        },
+                        {"external_id": "shop-10044", "email": "not-an-email"},
+                    ]
+                }
+            ]
+        }
+    )
+
     checked_later = frozenset({"items"})  # each item is validated, and reported, on its own
 
     items: list[dict[str, Any]] = Field(
@@ -433,7 +543,31 @@ class CustomerBatch(InputModel):
 BatchStatus = Literal["created", "updated", "unchanged"]
 
 
+_CREATED_ITEM: JsonDict = {"index": 0, "status": "created", "id": _CUSTOMER_ID, "error": None}
+_FAILED_ITEM: JsonDict = {
+    "index": 1,
+    "status": "error",
+    "id": None,
+    "error": {
+        "type": "urn:kehu:problem:validation_failed",
+        "title": "Unprocessable Entity",
+        "status": 422,
+        "detail": "The item is not valid; see errors[].",
+        "code": "validation_failed",
+        "errors": [
+            {
+                "field": "email",
+                "message": "value is not a valid email address: An email address must have "
+                "an @-sign.",
+            }
+        ],
+    },
+}
+
+
 class BatchItemResult(OutputModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_CREATED_ITEM, _FAILED_ITEM]})
+
     index: int
     status: Literal["created", "updated", "unchanged", "error"]
     id: uuid.UUID | None = None
@@ -443,6 +577,20 @@ class BatchItemResult(OutputModel):
 
 
 class CustomerBatchResult(OutputModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "results": [_CREATED_ITEM, _FAILED_ITEM],
+                    "created": 1,
+                    "updated": 0,
+                    "unchanged": 0,
+                    "errors": 1,
+                }
+            ]
+        }
+    )
+
     results: list[BatchItemResult]
     created: int
     updated: int

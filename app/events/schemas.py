@@ -12,7 +12,7 @@ _EVENT: JsonDict = {
     "id": "01936f12-0c1d-7e2f-8a3b-4c5d6e7f8091",
     "position": 1042,
     "type": "customer.updated",
-    "occurred_at": "2025-11-25T09:31:12.345Z",
+    "occurred_at": "2025-11-25T09:31:12.345000Z",
     "customer_id": _CUSTOMER_ID,
     "sequence": 2,
     "data": {

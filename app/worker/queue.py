@@ -9,13 +9,28 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+import structlog
 from pgqueuer import AsyncpgDriver, Queries
 from sqlalchemy import text
 
-from app.db import Connection
+from app.db import Connection, unit_of_work
 
 # A job: called with its payload; opens its own unit of work.
 JobHandler = Callable[[dict[str, Any]], Awaitable[None]]
+
+log = structlog.get_logger("kehu.worker")
+
+
+def purge_job(purge: Callable[[Connection], Awaitable[int]], log_event: str) -> JobHandler:
+    """A retention job: ``purge`` deletes what has expired, in the job's own unit of work, and
+    returns how many rows went; the job logs that count as ``log_event``."""
+
+    async def job(_: dict[str, Any]) -> None:
+        async with unit_of_work() as conn:
+            removed = await purge(conn)
+        log.info(log_event, removed=removed)
+
+    return job
 
 
 async def enqueue(

@@ -6,9 +6,10 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 import pytest
 
-from app.db import unit_of_work
+from app.db import Connection, unit_of_work
 from app.events import service as events
-from app.worker.queue import enqueue
+from app.worker import registry
+from app.worker.queue import enqueue, purge_job
 from app.worker.runner import Worker
 
 
@@ -69,3 +70,14 @@ async def test_rolled_back_job_never_runs(database_url: str) -> None:
     assert await _scalar(database_url, "SELECT count(*) FROM pgqueuer") == 0
     assert await _scalar(database_url, "SELECT count(*) FROM pgqueuer_log") == 0
     assert await _scalar(database_url, "SELECT count(*) FROM events") == 0
+
+
+async def test_purge_jobs_commit_in_their_own_unit_of_work(database_url: str) -> None:
+    async def purge(conn: Connection) -> int:
+        await events.record(conn, "test.purge_ran", customer_id=None, data={})
+        return 3
+
+    await purge_job(purge, "things_purged")({})
+    assert await _scalar(database_url, "SELECT count(*) FROM events") == 1  # committed
+    for name in ("events.purge_old", "idempotency.purge_expired"):
+        await registry.JOBS[name]({})
