@@ -396,7 +396,7 @@ PLAN = [
     Scenario("orm_get", "ORM GET /customers/{id}", "orm", raw="raw_get"),
     Scenario("orm_graphql", "ORM GraphQL `customer(id)`", "orm", raw="raw_get"),
     Scenario("kehu_get", "Kehu GET /v1/customers/{id}", "kehu", "raw_get", "orm_get", 0.5),
-    Scenario("kehu_graphql", "Kehu GraphQL `customer(id)`", "kehu", "raw_get", "orm_graphql", 0.35),
+    Scenario("kehu_graphql", "Kehu GraphQL `customer(id)`", "kehu", "raw_get", "orm_graphql", 0.3),
     Scenario("raw_post", "raw POST /customers", "raw"),
     Scenario("orm_post", "ORM POST /customers", "orm", raw="raw_post"),
     Scenario("kehu_post", "Kehu POST /v1/customers", "kehu", "raw_post", "orm_post", 0.4),

@@ -146,13 +146,20 @@ async def get_customers(
     return {c.id: c for c in await repository.get_many(conn, ids)}
 
 
-def _check_version(customer: CustomerOut, expected_version: int | None) -> None:
+async def _locked_at_version(
+    conn: Connection, customer_id: uuid.UUID, expected_version: int | None
+) -> CustomerOut:
+    """The live customer, row-locked for this transaction, if it is at ``expected_version``."""
+    customer = await repository.get_for_update(conn, customer_id)
+    if customer is None:
+        raise NotFound(f"No customer {customer_id}.", code="customer_not_found")
     if expected_version is not None and customer.version != expected_version:
         raise PreconditionFailed(
             f"The customer is at version {customer.version}, not {expected_version}; "
             "fetch it again and retry.",
             code="version_mismatch",
         )
+    return customer
 
 
 def planned_changes(
@@ -226,10 +233,7 @@ async def update_customer(
     expected_version: int | None = None,
 ) -> CustomerOut:
     caller.require("customers:write")
-    customer = await repository.get_for_update(conn, customer_id)
-    if customer is None:
-        raise NotFound(f"No customer {customer_id}.", code="customer_not_found")
-    _check_version(customer, expected_version)
+    customer = await _locked_at_version(conn, customer_id, expected_version)
     now = clock.now()
     values = planned_changes(customer, payload, now)
     if not values:
@@ -258,10 +262,7 @@ async def delete_customer(
     expected_version: int | None = None,
 ) -> None:
     caller.require("customers:write")
-    customer = await repository.get_for_update(conn, customer_id)
-    if customer is None:
-        raise NotFound(f"No customer {customer_id}.", code="customer_not_found")
-    _check_version(customer, expected_version)
+    customer = await _locked_at_version(conn, customer_id, expected_version)
     await repository.soft_delete(conn, customer_id, clock.now())
     await events.record(
         conn,

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from app.core.errors import ServiceUnavailable
+from app.db.pool import FairAsyncQueuePool
 
 # What every repository function takes: one connection, in a transaction or in autocommit.
 Connection = AsyncConnection
@@ -50,6 +51,7 @@ def _new_engine(url: str, pool_size: int, statement_cache: bool, **options: Any)
     # startup, type introspection, re-preparing statements) cost more than waiting for a pooled one.
     return create_async_engine(
         async_url(url),
+        poolclass=FairAsyncQueuePool,
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=10,
