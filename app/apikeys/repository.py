@@ -24,7 +24,7 @@ _PUBLIC = (
 
 
 def _key(row: Any) -> ApiKeyOut:
-    return ApiKeyOut.model_validate(row._mapping)
+    return ApiKeyOut.from_stored(row._mapping)
 
 
 async def find_active_by_hash(conn: Connection, key_hash: str) -> ApiKeyOut | None:

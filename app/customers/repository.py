@@ -47,15 +47,14 @@ _JSON_COLUMNS = [name for name in INSERTABLE if isinstance(customers.c[name].typ
 def _insert_with_event_sql() -> str:
     columns = ", ".join(INSERTABLE)
     values = ", ".join(f"${i}" for i in range(1, len(INSERTABLE) + 1))
-    stored = ", ".join(STORED_FIELDS)
     return f"""
     WITH created AS (
         INSERT INTO customers ({columns}) VALUES ({values})
         ON CONFLICT DO NOTHING
-        RETURNING {stored}
+        RETURNING id
     ),
     {customer_event_ctes("created", len(INSERTABLE) + 1)}
-    SELECT {stored} FROM created
+    SELECT id FROM created
     """
 
 
@@ -68,9 +67,7 @@ _INSERT_WITH_EVENT = DriverStatement(
 
 
 def customer_from_row(row: Any) -> CustomerOut:
-    # From the row's mapping: attribute access on a Row looks for every model field, and the one
-    # that is not a column (redacted_fields) takes SQLAlchemy's slow missing-key path.
-    return CustomerOut.model_validate(row._mapping)
+    return CustomerOut.from_stored(row._mapping)
 
 
 def _customers(rows: Iterable[Any]) -> list[CustomerOut]:
@@ -79,18 +76,20 @@ def _customers(rows: Iterable[Any]) -> list[CustomerOut]:
 
 async def get(conn: Connection, customer_id: uuid.UUID) -> CustomerOut | None:
     row = await _GET_LIVE_ON_DRIVER.fetchrow(conn, {"customer_id": customer_id})
-    return None if row is None else CustomerOut.model_validate(dict(row))
+    return None if row is None else CustomerOut.from_stored(row)
 
 
 async def insert_with_event(
     conn: Connection, values: dict[str, Any], event: dict[str, Any]
-) -> CustomerOut | None:
+) -> bool:
     """Insert a customer and append its event (``events.service.customer_event``) in one
-    statement; None, and no event, when its email or external_id belongs to a live customer.
+    statement, as the only write of the unit of work; False, and no event, when its email or
+    external_id belongs to a live customer.
 
-    ``values`` must name every insertable column (see ``INSERTABLE``)."""
-    row = await _INSERT_WITH_EVENT.fetchrow(conn, {**values, **event})
-    return None if row is None else CustomerOut.model_validate(dict(row))
+    ``values`` must name every insertable column (see ``INSERTABLE``): the stored row is exactly
+    ``values``, so nothing is read back."""
+    row = await _INSERT_WITH_EVENT.fetchrow(conn, {**values, **event}, only_write=True)
+    return row is not None
 
 
 async def get_many(conn: Connection, ids: Sequence[uuid.UUID]) -> list[CustomerOut]:
@@ -105,9 +104,14 @@ async def get_for_update(conn: Connection, customer_id: uuid.UUID) -> CustomerOu
 
 
 async def holders_of(
-    conn: Connection, *, emails: Iterable[str] = (), external_ids: Iterable[str] = ()
+    conn: Connection,
+    *,
+    emails: Iterable[str] = (),
+    external_ids: Iterable[str] = (),
+    lock: bool = True,
 ) -> list[CustomerOut]:
-    """Live customers holding any of these emails or external ids, locked for the transaction."""
+    """Live customers holding any of these emails or external ids, locked for the transaction
+    unless ``lock`` is False (to explain a conflict, after a write that did not happen)."""
     emails, external_ids = list(emails), list(external_ids)
     conditions: list[ColumnElement[bool]] = []
     if emails:
@@ -116,8 +120,8 @@ async def holders_of(
         conditions.append(customers.c.external_id.in_(external_ids))
     if not conditions:
         return []
-    query = select(*_STORED).where(LIVE, or_(*conditions)).with_for_update()
-    return _customers(await conn.execute(query))
+    query = select(*_STORED).where(LIVE, or_(*conditions))
+    return _customers(await conn.execute(query.with_for_update() if lock else query))
 
 
 async def save_changes(

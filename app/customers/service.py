@@ -83,10 +83,12 @@ def _merge_consent(
 
 
 async def explain_taken(conn: Connection, email: str | None, external_id: str | None) -> KehuError:
+    """Why a write of this email or external_id was refused (it did not happen: nothing to lock)."""
     holders = await repository.holders_of(
         conn,
         emails=[email] if email else [],
         external_ids=[external_id] if external_id else [],
+        lock=False,
     )
     for holder in holders:
         if external_id and holder.external_id == external_id:
@@ -116,10 +118,11 @@ def _create_values(payload: CustomerCreate, now: datetime) -> dict[str, Any]:
 async def create_customer(conn: Connection, caller: Caller, payload: CustomerCreate) -> CustomerOut:
     caller.require("customers:write")
     values = _create_values(payload, clock.now())
-    # The event carries the customer as it will be stored: every column is given, none defaulted.
-    event = events.customer_event("customer.created", snapshot(CustomerOut.model_validate(values)))
-    customer = await repository.insert_with_event(conn, values, event)
-    if customer is None:
+    # Every column is given, none defaulted: the customer as it will be stored, for the event
+    # and the answer alike.
+    customer = CustomerOut.from_stored(values)
+    event = events.customer_event("customer.created", snapshot(customer))
+    if not await repository.insert_with_event(conn, values, event):
         raise await explain_taken(conn, payload.email, payload.external_id)
     return customer
 

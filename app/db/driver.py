@@ -63,10 +63,18 @@ class DriverStatement:
             for name, is_json in zip(self.names, self._json, strict=True)
         ]
 
-    async def fetchrow(self, conn: Connection, params: Mapping[str, Any]) -> Any:
+    async def fetchrow(
+        self, conn: Connection, params: Mapping[str, Any], *, only_write: bool = False
+    ) -> Any:
         """The first row (an ``asyncpg.Record``: ``record["email"]``, ``dict(record)``) or None.
-        Errors are SQLAlchemy's, as ``conn.execute`` raises them (``IntegrityError``, ...)."""
-        adapter = await _adapter(conn)
+        Errors are SQLAlchemy's, as ``conn.execute`` raises them (``IntegrityError``, ...).
+
+        ``only_write``: this statement is the only write of its unit of work. When nothing has
+        run in the unit yet, it runs without BEGIN and COMMIT (PostgreSQL runs one statement
+        atomically, in a transaction of its own), two round trips fewer; whatever the unit runs
+        after it runs in a READ ONLY transaction, so a write there fails loudly instead of
+        committing apart. After an earlier statement it simply joins the unit's transaction."""
+        adapter = await _adapter(conn, only_write=only_write)
         if _statements_log.isEnabledFor(logging.INFO):  # as SQLAlchemy's echo, values hidden
             _statements_log.info("%s\n[driver statement; parameters hidden]", self.sql)
         try:
@@ -75,14 +83,19 @@ class DriverStatement:
             await _raise_as_sqlalchemy(conn, adapter, self.sql, error)
 
 
-async def _adapter(conn: Connection) -> Any:
+async def _adapter(conn: Connection, *, only_write: bool = False) -> Any:
     """SQLAlchemy's asyncpg adapter under ``conn``, in ``conn``'s transaction (begun now if it has
     not sent a statement yet: the adapter begins lazily, at the first statement)."""
     raw = await conn.get_raw_connection()
     adapter: Any = raw.dbapi_connection
     if conn.in_transaction() and adapter._transaction is None:
-        # The adapter's own lazy BEGIN (what its first execute would do); no-op in autocommit.
-        await adapter._start_transaction()
+        if only_write and adapter.isolation_level != "autocommit":
+            # Runs on its own; the adapter's next lazy BEGIN is READ ONLY, until the connection
+            # goes back to the pool (``engine._writable_again``).
+            adapter.readonly = True
+        else:
+            # The adapter's own lazy BEGIN (what its first execute would do); no-op in autocommit.
+            await adapter._start_transaction()
     return adapter
 
 

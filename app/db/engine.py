@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from app.core.errors import ServiceUnavailable
@@ -69,10 +70,18 @@ def create_engine(url: str, *, pool_size: int = 10, statement_cache: bool = True
     pool made here: ``pool_size`` more connections, in autocommit mode from the start (switching a
     pooled connection's isolation level on every checkout cost ~4 % of a read's CPU)."""
     engine = _new_engine(url, pool_size, statement_cache)
+    event.listen(engine.sync_engine.pool, "checkin", _writable_again)
     _read_engines[id(engine)] = _new_engine(
         url, pool_size, statement_cache, isolation_level="AUTOCOMMIT"
     )
     return engine
+
+
+def _writable_again(dbapi_connection: Any, _record: Any) -> None:
+    """A connection's next unit of work starts writable, whatever a ``DriverStatement`` with
+    ``only_write`` made of this one (app/db/driver.py)."""
+    if dbapi_connection is not None:
+        dbapi_connection.readonly = False
 
 
 def configure(engine: AsyncEngine) -> None:

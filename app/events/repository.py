@@ -112,7 +112,7 @@ async def feed(
     if customer_id is not None:
         query = query.where(events.c.customer_id == customer_id)
     query = query.order_by(events.c.position).limit(limit)
-    return [EventOut.model_validate(row) for row in await conn.execute(query)]
+    return [EventOut.from_stored(row._mapping) for row in await conn.execute(query)]
 
 
 async def purge_before(conn: Connection, cutoff: datetime) -> int:

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from app.customers.models import Customer
 from app.db import read_connection
-from tests.fixtures.api import assert_problem, count_customers
+from tests.fixtures.api import assert_problem, count_customers, count_events
 from tests.fixtures.factories import bearer, customer_body
 
 JSON = {"content-type": "application/json"}
@@ -176,14 +176,27 @@ async def test_unexpected_error_is_a_500_problem_with_request_id(
     assert errors[0]["request_id"] == "boom-1"
     assert errors[0]["log_level"] == "error"
 
-    # a write: the transaction is rolled back, nothing is stored
+    # A failure after the write. With an Idempotency-Key the request is one transaction (the
+    # stored answer is part of it): rolled back, nothing stored, and the retry runs afresh.
     def broken_view(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("view failed")
 
     monkeypatch.setattr(service, "view", broken_view)
-    failed = await client.post("/v1/customers", json=customer_body())
+    body = customer_body()
+    keyed = {"Idempotency-Key": "create-1"}
+    failed = await client.post("/v1/customers", json=body, headers=keyed)
     assert_problem(failed, 500, "internal_error")
     assert await count_customers() == 0
+    assert await count_events() == 0
+    # Without a key a create is one statement, committed as it runs: the customer and its event
+    # are stored together (never one without the other) although the answer failed, as when an
+    # answer is lost on the way; the retry says so.
+    failed = await client.post("/v1/customers", json=body)
+    assert_problem(failed, 500, "internal_error")
+    assert (await count_customers(), await count_events()) == (1, 1)
+    monkeypatch.undo()
+    retried = await client.post("/v1/customers", json=body, headers=keyed)
+    assert_problem(retried, 409, "external_id_taken")
 
 
 # --- GraphQL transport errors -------------------------------------------------------------------

@@ -50,7 +50,7 @@ async def _order_of_checkouts(engine: AsyncEngine, waiters: int) -> list[str]:
     for index in range(waiters):
         tasks.append(asyncio.create_task(waiter(f"w{index}")))
         async with asyncio.timeout(5):
-            while _waiting(engine) < index + 1:
+            while _waiting(engine) < index + 1:  # noqa: ASYNC110 (the pool has no event)
                 await asyncio.sleep(0.001)
     await holder.close()
     async with engine.connect() as again:
@@ -97,12 +97,10 @@ async def test_a_checkout_that_times_out_leaves_the_queue_and_the_pool_whole(
         await engine.dispose()
 
 
-async def test_a_cancelled_checkout_in_the_middle_of_a_handover_passes_the_connection_on() -> (
-    None
-):
+async def test_a_cancelled_checkout_in_the_middle_of_a_handover_passes_the_connection_on() -> None:
     queue: HandoffQueue[str] = HandoffQueue(maxsize=1)
-    first = asyncio.create_task(queue._wait(None))
-    second = asyncio.create_task(queue._wait(None))
+    first = asyncio.create_task(queue._wait(timeout_seconds=None))
+    second = asyncio.create_task(queue._wait(timeout_seconds=None))
     await asyncio.sleep(0)
     assert queue.waiting() == 2
     queue.put_nowait("connection")  # handed to `first`, which has not run yet ...
@@ -115,7 +113,7 @@ async def test_a_cancelled_checkout_in_the_middle_of_a_handover_passes_the_conne
 
 async def test_cancelled_waiters_leave_the_queue() -> None:
     queue: HandoffQueue[str] = HandoffQueue(maxsize=1)
-    waiters = [asyncio.create_task(queue._wait(None)) for _ in range(3)]
+    waiters = [asyncio.create_task(queue._wait(timeout_seconds=None)) for _ in range(3)]
     await asyncio.sleep(0)
     for task in waiters:
         task.cancel()
