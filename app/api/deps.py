@@ -22,6 +22,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
+from app.api.handler import lean_handler
 from app.api.openapi import document_route
 from app.api.ratelimit import KeyRateLimiter
 from app.core.auth import Caller, hash_key
@@ -258,7 +259,7 @@ class KehuRoute(APIRoute):
         document_route(self, stores_responses=self.stores_responses)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+        handler = lean_handler(self, request_scope, super().get_route_handler())
         allowed_query = query_names(self.dependant)  # once per route, not per request
         takes_json = self.body_field is not None
 

@@ -4,6 +4,7 @@ import json
 import os
 import re
 import time
+from typing import Any
 
 import structlog
 from fastapi import HTTPException
@@ -23,6 +24,19 @@ REQUEST_SECONDS = Histogram(
     ["method", "route", "status"],
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+_timers: dict[tuple[str, str, int], Any] = {}
+
+
+def _request_timer(method: str, route: str, status: int) -> Any:
+    """The histogram child of one series, kept here: ``labels()`` checks and locks on every call."""
+    timer = _timers.get((method, route, status))
+    if timer is None:
+        timer = REQUEST_SECONDS.labels(method, route, str(status))
+        if len(_timers) < 4096:  # methods are client input; the registry has its own guard
+            _timers[(method, route, status)] = timer
+    return timer
+
+
 _INCOMING_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -139,7 +153,7 @@ class RequestContextMiddleware:
         if path in ("/healthz", "/metrics"):
             return
         elapsed = time.perf_counter() - started
-        REQUEST_SECONDS.labels(method, _route_template(scope), str(status)).observe(elapsed)
+        _request_timer(method, _route_template(scope), status).observe(elapsed)
         log.info(
             "request",
             method=method,

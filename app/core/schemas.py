@@ -35,6 +35,8 @@ def no_nul(value: str) -> str:
 def _string_problem(value: str, allow_nul: bool = False) -> str | None:
     if not allow_nul and "\x00" in value:
         return "must not contain the NUL character (U+0000)"
+    if value.isascii():
+        return None
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -154,13 +156,13 @@ class InputModel(BaseModel):
     @classmethod
     def _refuse_hostile_json(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            for key, value in data.items():
-                if key in cls.checked_later:
-                    continue
-                found = hostile_json({key: value})
-                if found is not None:
-                    loc, message = found
-                    raise field_error(loc, message)
+            checked = data
+            if cls.checked_later:
+                checked = {k: v for k, v in data.items() if k not in cls.checked_later}
+            found = hostile_json(checked)
+            if found is not None:
+                loc, message = found
+                raise field_error(loc, message)
         return data
 
 
