@@ -270,7 +270,8 @@ class KehuRoute(APIRoute):
             caller = await authenticate(request)
             limit_headers = await rate_limiter().hit(str(caller.key_id))
             request.state.caller = caller
-            _check_query(request, allowed_query)
+            if request.scope["query_string"]:
+                _check_query(request, allowed_query)
             if takes_json:
                 await _read_json_body(request)
             if request.method in READ_METHODS:
