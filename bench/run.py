@@ -619,6 +619,13 @@ def main() -> int:
     parser.add_argument("--customers", type=int, default=1000, help="rows seeded in each database")
     parser.add_argument("--pool-size", type=int, default=10, help="DB pool of each server")
     parser.add_argument(
+        "--kehu-log-level",
+        default="warning",
+        choices=["debug", "info", "warning", "error"],
+        help="Kehu's KEHU_LOG_LEVEL: warning (default) writes no access lines, like the baselines; "
+        "info adds one JSON access line per request (to stdout, which the run discards)",
+    )
+    parser.add_argument(
         "--pg", default=os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
     )
     parser.add_argument(
@@ -679,7 +686,7 @@ def main() -> int:
     env = {
         **os.environ,
         "KEHU_DATABASE_URL": url["kehu"],
-        "KEHU_LOG_LEVEL": "warning",
+        "KEHU_LOG_LEVEL": args.kehu_log_level,
         "KEHU_RATE_LIMIT": "10000000/minute",
         "KEHU_RUN_WORKER": "false",
         "KEHU_DB_POOL_SIZE": str(args.pool_size),
