@@ -4,25 +4,11 @@ nothing written after it can commit apart from it."""
 import pytest
 from sqlalchemy import exc, text
 
-from app.db import engine as db
-from app.db import read_connection, unit_of_work
+from app.db import unit_of_work
 from app.db.driver import DriverStatement
+from tests.fixtures.database import scratch_ids
 
 _INSERT = DriverStatement("INSERT INTO scratch (id) VALUES ($1) RETURNING id", ["id"])
-
-
-@pytest.fixture
-async def scratch(database_url: str) -> None:
-    # One write connection, so every unit below runs on the same pooled connection.
-    await db.dispose()
-    db.configure(db.create_engine(database_url, pool_size=1))
-    async with unit_of_work() as conn:
-        await conn.execute(text("CREATE TABLE scratch (id int PRIMARY KEY)"))
-
-
-async def _stored() -> list[int]:
-    async with read_connection() as conn:
-        return list((await conn.execute(text("SELECT id FROM scratch ORDER BY id"))).scalars())
 
 
 async def test_first_statement_commits_on_its_own_and_the_rest_of_the_unit_only_reads(
@@ -32,20 +18,20 @@ async def test_first_statement_commits_on_its_own_and_the_rest_of_the_unit_only_
         async with unit_of_work() as conn:
             assert (await _INSERT.fetchrow(conn, {"id": 1}, only_write=True))["id"] == 1
             # Visible to others at once: it ran without BEGIN, in a transaction of its own.
-            assert await _stored() == [1]
+            assert await scratch_ids() == [1]
             count = await conn.execute(text("SELECT count(*) FROM scratch"))
             assert count.scalar_one() == 1  # reading afterwards is fine ...
             await conn.execute(text("INSERT INTO scratch (id) VALUES (2)"))  # ... writing is not
 
     with pytest.raises(exc.DBAPIError, match="read-only transaction"):
         await unit()
-    assert await _stored() == [1]
+    assert await scratch_ids() == [1]
 
     # The pooled connection goes back writable: the next unit is an ordinary transaction.
     async with unit_of_work() as conn:
         await conn.execute(text("INSERT INTO scratch (id) VALUES (3)"))
         await conn.execute(text("INSERT INTO scratch (id) VALUES (4)"))
-    assert await _stored() == [1, 3, 4]
+    assert await scratch_ids() == [1, 3, 4]
 
 
 async def test_after_another_statement_it_joins_the_units_transaction(scratch: None) -> None:
@@ -53,18 +39,18 @@ async def test_after_another_statement_it_joins_the_units_transaction(scratch: N
         async with unit_of_work() as conn:
             await conn.execute(text("SELECT 1"))
             await _INSERT.fetchrow(conn, {"id": 5}, only_write=True)
-            assert await _stored() == []  # not committed yet
+            assert await scratch_ids() == []  # not committed yet
             raise RuntimeError("roll the unit back")
 
     with pytest.raises(RuntimeError):
         await unit_that_fails()
-    assert await _stored() == []
+    assert await scratch_ids() == []
 
     async with unit_of_work() as conn:
         await conn.execute(text("INSERT INTO scratch (id) VALUES (6)"))
         await _INSERT.fetchrow(conn, {"id": 7}, only_write=True)
         await conn.execute(text("INSERT INTO scratch (id) VALUES (8)"))
-    assert await _stored() == [6, 7, 8]
+    assert await scratch_ids() == [6, 7, 8]
 
 
 async def test_a_failing_only_write_statement_leaves_nothing_and_the_connection_usable(
@@ -77,4 +63,4 @@ async def test_a_failing_only_write_statement_leaves_nothing_and_the_connection_
             await _INSERT.fetchrow(conn, {"id": 9}, only_write=True)
     async with unit_of_work() as conn:
         await _INSERT.fetchrow(conn, {"id": 10}, only_write=True)
-    assert await _stored() == [9, 10]
+    assert await scratch_ids() == [9, 10]

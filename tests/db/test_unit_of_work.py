@@ -7,20 +7,8 @@ import pytest
 from sqlalchemy import exc, text
 
 from app.db import engine as db
-from app.db import read_connection, unit_of_work
-
-
-@pytest.fixture
-async def scratch(database_url: str) -> None:
-    await db.dispose()
-    db.configure(db.create_engine(database_url, pool_size=2))
-    async with unit_of_work() as conn:
-        await conn.execute(text("CREATE TABLE scratch (id int PRIMARY KEY)"))
-
-
-async def _stored() -> list[int]:
-    async with read_connection() as conn:
-        return list((await conn.execute(text("SELECT id FROM scratch ORDER BY id"))).scalars())
+from app.db import unit_of_work
+from tests.fixtures.database import scratch_ids
 
 
 def _checked_out() -> int:
@@ -30,9 +18,9 @@ def _checked_out() -> int:
 async def test_commits_at_the_end_and_not_before(scratch: None) -> None:
     async with unit_of_work() as conn:
         await conn.execute(text("INSERT INTO scratch (id) VALUES (1)"))
-        assert await _stored() == []  # others see nothing until the block ends
+        assert await scratch_ids() == []  # others see nothing until the block ends
         assert _checked_out() == 1
-    assert await _stored() == [1]
+    assert await scratch_ids() == [1]
     assert _checked_out() == 0
 
 
@@ -44,7 +32,7 @@ async def test_an_exception_rolls_back_everything(scratch: None) -> None:
 
     with pytest.raises(LookupError):
         await unit()
-    assert await _stored() == []
+    assert await scratch_ids() == []
     assert _checked_out() == 0
 
 
@@ -60,7 +48,7 @@ async def test_a_failed_statement_rolls_back_and_the_connection_is_reusable(
         await unit()
     async with unit_of_work() as conn:
         await conn.execute(text("INSERT INTO scratch (id) VALUES (2)"))
-    assert await _stored() == [2]
+    assert await scratch_ids() == [2]
     assert _checked_out() == 0
 
 
@@ -78,5 +66,5 @@ async def test_a_cancelled_unit_rolls_back_and_returns_its_connection(scratch: N
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert await _stored() == []
+    assert await scratch_ids() == []
     assert _checked_out() == 0
