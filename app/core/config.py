@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, IPvAnyNetwork, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -75,17 +75,27 @@ class Settings(BaseSettings):
         description="Browser origins allowed to call the API (CORS), comma-separated, e.g. "
         "`https://app.example.com,https://admin.example.com`. Empty: CORS is off.",
     )
+    webhook_allow_nets: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=list,
+        description="Internal address ranges webhook deliveries may still reach, comma-separated "
+        "CIDR, e.g. `127.0.0.0/8,::1/128` (a test receiver on this host). Empty: every loopback, "
+        "private, link-local or otherwise non-public address is refused.",
+    )
+    webhook_allow_http: bool = Field(
+        default=False,
+        description="Allow plain `http://` webhook URLs (false: `https://` only).",
+    )
     bootstrap_key_file: Path | None = Field(
         default=None,
         description="Where `kehu serve` writes the first admin key (default: `data_dir`/"
         "bootstrap-key, readable by the owner only).",
     )
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "webhook_allow_nets", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):
-            return [origin.strip() for origin in value.split(",") if origin.strip()]
+            return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
 

@@ -75,3 +75,13 @@ def expected_version(if_match: str | None) -> int | None:
             code="version_mismatch",
         )
     return int(found.group(2))
+
+
+def check_version(current: int, expected: int | None, what: str) -> None:
+    """Refuse a change made against another version of ``what`` (``If-Match``, or GraphQL's
+    ``ifMatch``) with 412 ``version_mismatch``; ``expected`` None means unconditional."""
+    if expected is not None and current != expected:
+        raise PreconditionFailed(
+            f"The {what} is at version {current}, not {expected}; fetch it again and retry.",
+            code="version_mismatch",
+        )

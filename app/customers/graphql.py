@@ -16,9 +16,9 @@ from app.api.graphql.context import GraphQLInfo
 from app.api.graphql.idempotency import run_once
 from app.api.graphql.ids import global_id, parse_id
 from app.api.graphql.inputs import validated
+from app.api.graphql.pagination import check_page, connection
 from app.api.graphql.pydantic_types import graphql_enum, input_type, object_type, provided
-from app.core.errors import ValidationFailed
-from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from app.core.pagination import DEFAULT_LIMIT
 from app.customers import service
 from app.customers.loaders import customers_by_id
 from app.customers.schemas import (
@@ -31,7 +31,6 @@ from app.customers.schemas import (
 from app.db import read_connection, unit_of_work
 
 TYPE_NAME = "Customer"
-MAX_CURSOR = 2000
 
 
 def parse_customer_id(value: str) -> uuid.UUID:
@@ -72,16 +71,6 @@ class CustomerConnection:
 # ------------------------------------------------------------------------------------------ queries
 
 
-def _check_page(first: int, after: str | None) -> None:
-    errors: list[dict[str, str]] = []
-    if not 1 <= first <= MAX_LIMIT:
-        errors.append({"field": "first", "message": f"must be between 1 and {MAX_LIMIT}"})
-    if after is not None and len(after) > MAX_CURSOR:
-        errors.append({"field": "after", "message": "is not a valid cursor"})
-    if errors:
-        raise ValidationFailed("The arguments are not valid; see extensions.errors.", errors=errors)
-
-
 @strawberry.type
 class CustomerQueries:
     @strawberry.field(description="A customer by its global id or raw UUID; null if not found.")  # type: ignore[untyped-decorator]
@@ -108,25 +97,15 @@ class CustomerQueries:
         ] = None,
         sort: CustomerSortEnum = CustomerSort.created_at_desc,
     ) -> CustomerConnection:
-        _check_page(first, after)
+        check_page(first, after)
         filters = validated(CustomerFilter, provided(filter) or {}, "filter")
         caller = info.context.caller
         async with read_connection() as conn:
             page = await service.list_customers(
                 conn, caller, filters, sort=CustomerSort(sort), limit=first, cursor=after
             )
-        edges = [
-            CustomerEdge(cursor=cursor, node=service.view(customer, caller))
-            for cursor, customer in zip(await page.item_cursors(), page.items, strict=True)
-        ]
-        return CustomerConnection(
-            edges=edges,
-            page_info=relay.PageInfo(
-                has_next_page=page.next_cursor is not None,
-                has_previous_page=after is not None,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
+        return await connection(
+            page, after, CustomerEdge, CustomerConnection, lambda c: service.view(c, caller)
         )
 
 

@@ -18,9 +18,9 @@ from app.core.errors import (
     Forbidden,
     KehuError,
     NotFound,
-    PreconditionFailed,
     ValidationFailed,
 )
+from app.core.http import check_version
 from app.core.ids import new_id
 from app.core.pagination import Page, fetch_page
 from app.customers import repository
@@ -156,12 +156,7 @@ async def _locked_at_version(
     customer = await repository.get_for_update(conn, customer_id)
     if customer is None:
         raise NotFound(f"No customer {customer_id}.", code="customer_not_found")
-    if expected_version is not None and customer.version != expected_version:
-        raise PreconditionFailed(
-            f"The customer is at version {customer.version}, not {expected_version}; "
-            "fetch it again and retry.",
-            code="version_mismatch",
-        )
+    check_version(customer.version, expected_version, "customer")
     return customer
 
 

@@ -64,3 +64,47 @@ class EventPage(OutputModel):
         description="Pass as `cursor` to continue. Never null: poll with it to get newer events."
     )
     has_more: bool = Field(description="More events are available right now.")
+
+
+# Every event type Kehu records or will record (docs/api.md), for filters that name types: a typo in
+# a webhook endpoint's filter is refused rather than silently matching nothing.
+EVENT_TYPES: tuple[str, ...] = (
+    "customer.created",
+    "customer.updated",
+    "customer.deleted",
+    "customer.merged",
+    "customer.erased",
+    "customer.lifecycle_changed",
+    "interaction.logged",
+    "interaction.updated",
+    "follow_up.due",
+    "case.opened",
+    "case.status_changed",
+    "case.sla_breached",
+    "case.resolved",
+    "feedback.received",
+    "order.created",
+    "order.refunded",
+    "segment.member_entered",
+    "segment.member_exited",
+    "loyalty.points_earned",
+    "loyalty.points_redeemed",
+    "loyalty.points_expired",
+    "loyalty.points_expiring",
+    "loyalty.tier_changed",
+    "loyalty.reward_redeemed",
+    "coupon.issued",
+    "coupon.redeemed",
+    "referral.completed",
+    "webhook.endpoint_disabled",
+    "webhook.test",
+)
+
+
+def type_pattern_matches(pattern: str, event_type: str) -> bool:
+    """``*`` matches every type, ``customer.*`` every ``customer.`` type, anything else itself."""
+    if pattern == "*":
+        return True
+    if pattern.endswith(".*"):
+        return event_type.startswith(pattern[:-1])
+    return pattern == event_type

@@ -4,10 +4,10 @@ the domain registry (app/domains.py). Each handler opens its own unit of work.""
 import json
 from typing import Any
 
-from app.domains import all_domains
+from app.domains import Runner, all_domains
 from app.worker.queue import JobHandler
 
-__all__ = ["JOBS", "SCHEDULES", "JobHandler", "decode_payload"]
+__all__ = ["JOBS", "RUNNERS", "SCHEDULES", "JobHandler", "Runner", "decode_payload"]
 
 JOBS: dict[str, JobHandler] = {name: job for d in all_domains() for name, job in d.jobs.items()}
 
@@ -15,6 +15,9 @@ JOBS: dict[str, JobHandler] = {name: job for d in all_domains() for name, job in
 SCHEDULES: dict[str, str] = {
     name: cron for d in all_domains() for name, cron in d.schedules.items()
 }
+
+# Long-running loops (webhook delivery, ...): each worker builds and runs one of each.
+RUNNERS = [make for d in all_domains() for make in d.runners]
 
 
 def decode_payload(raw: bytes | None) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Runs the job worker: pgqueuer's QueueManager for jobs and SchedulerManager for the cron table."""
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from datetime import timedelta
 
@@ -10,7 +10,7 @@ import structlog
 from pgqueuer import AsyncpgDriver, Job, Queries, QueueManager, SchedulerManager
 from pgqueuer.models import Schedule
 
-from app.worker.registry import JOBS, SCHEDULES, JobHandler, decode_payload
+from app.worker.registry import JOBS, RUNNERS, SCHEDULES, JobHandler, Runner, decode_payload
 
 log = structlog.get_logger("kehu.worker")
 
@@ -35,8 +35,11 @@ class Worker:
         dsn: str,
         jobs: Mapping[str, JobHandler] | None = None,
         schedules: Mapping[str, str] | None = None,
+        runners: Sequence[Callable[[], Runner]] | None = None,
     ) -> None:
         self.dsn = dsn
+        self.runners = list(RUNNERS if runners is None else runners)
+        self._loops: list[Runner] = []
         self.jobs = dict(JOBS if jobs is None else jobs)
         self.schedules = dict(SCHEDULES if schedules is None else schedules)
         self._managers: list[QueueManager | SchedulerManager] = []
@@ -44,8 +47,22 @@ class Worker:
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
-        """Work until ``stop()``. A database that is down or not migrated yet is retried with a
-        growing pause (up to 30 s), so the worker starts before the database does."""
+        """Work until ``stop()``, with the domains' long-running loops (``Domain.runners``)
+        beside the jobs. A database that is down or not migrated yet is retried with a growing
+        pause (up to 30 s), so the worker starts before the database does."""
+        self._loops = [make() for make in self.runners]
+        tasks = [asyncio.create_task(loop.run()) for loop in self._loops]
+        try:
+            await self._work()
+        finally:
+            for loop in self._loops:
+                loop.stop()
+            if tasks:
+                _, pending = await asyncio.wait(tasks, timeout=30)
+                for task in pending:
+                    task.cancel()
+
+    async def _work(self) -> None:
         delay = 1.0
         while not self._stopping.is_set():
             try:
@@ -89,5 +106,7 @@ class Worker:
 
     def stop(self) -> None:
         self._stopping.set()
+        for loop in self._loops:
+            loop.stop()
         for manager in self._managers:
             manager.shutdown.set()

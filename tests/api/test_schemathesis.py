@@ -51,8 +51,12 @@ REST_PATHS = r"^/(v1/|healthz$|readyz$)"
 
 
 def _template(path: str) -> str:
-    """/v1/customers/<id or anything but batch> -> /v1/customers/{id}."""
-    return re.sub(r"^(/v1/[a-z-]+/)(?!batch$)[^/]+$", r"\1{id}", path)
+    """The operation path a request path belongs to (/v1/customers/<anything> ->
+    /v1/customers/{customer_id}); literal paths (/v1/customers/batch) win over parameters."""
+    for template, pattern in _PATH_PATTERNS:
+        if pattern.fullmatch(path):
+            return template
+    return path
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -121,9 +125,12 @@ class _ModuleApp:
 
 
 module_app = _ModuleApp()
-schema = schemathesis.openapi.from_dict(create_app(Settings()).openapi()).include(
-    path_regex=REST_PATHS
-)
+_OPENAPI = create_app(Settings()).openapi()
+_PATH_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    (template, re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))))
+    for template in sorted(_OPENAPI["paths"], key=lambda t: t.count("{"))
+]
+schema = schemathesis.openapi.from_dict(_OPENAPI).include(path_regex=REST_PATHS)
 schema.app = module_app
 
 

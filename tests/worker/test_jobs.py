@@ -17,7 +17,7 @@ from app.worker.runner import Worker
 async def running_worker(
     dsn: str, handler: Callable[[dict[str, Any]], Awaitable[None]]
 ) -> AsyncIterator[Worker]:
-    worker = Worker(dsn, jobs={"test.probe": handler}, schedules={})
+    worker = Worker(dsn, jobs={"test.probe": handler}, schedules={}, runners=[])
     task = asyncio.create_task(worker.run())
     try:
         yield worker

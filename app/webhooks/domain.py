@@ -1,0 +1,24 @@
+"""Webhooks in the domain registry (app/domains.py)."""
+
+from app.domains import Domain
+from app.webhooks import models
+from app.webhooks.delivery import Deliverer
+from app.webhooks.endpoints import router
+from app.webhooks.graphql import WebhookMutations, WebhookQueries
+from app.webhooks.service import target_policy
+
+
+def deliverer() -> Deliverer:
+    return Deliverer(target_policy())
+
+
+DOMAIN = Domain(
+    name="webhooks",
+    tag="webhooks",
+    description="Signed deliveries of the event log to partner systems (Standard Webhooks).",
+    router=router,
+    models=models,
+    graphql_query=WebhookQueries,
+    graphql_mutation=WebhookMutations,
+    runners=[deliverer],
+)

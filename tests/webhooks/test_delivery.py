@@ -1,0 +1,130 @@
+"""Delivery to a real receiver on 127.0.0.1: Standard Webhooks signatures, the envelope, PII,
+secret rotation, per-customer order."""
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+from standardwebhooks import Webhook, WebhookVerificationError
+
+from app.core import clock
+from app.webhooks import delivery, service
+from tests.fixtures.events import wait_stamped
+from tests.fixtures.factories import KeyFactory, bearer, create_customer
+from tests.fixtures.receiver import Receiver, running_receiver
+
+pytestmark = pytest.mark.usefixtures("allow_local_targets")
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with running_receiver() as running:
+        yield running
+
+
+@pytest.fixture
+async def sender() -> AsyncIterator[httpx.AsyncClient]:
+    async with delivery.new_client(service.target_policy()) as client:
+        yield client
+
+
+async def register(
+    client: httpx.AsyncClient, receiver: Receiver, **overrides: Any
+) -> dict[str, Any]:
+    response = await client.post("/v1/webhooks/endpoints", json={"url": receiver.url, **overrides})
+    assert response.status_code == 201, response.text
+    endpoint: dict[str, Any] = response.json()
+    receiver.secrets.append(endpoint["secret"])
+    return endpoint
+
+
+async def deliver(sender: httpx.AsyncClient) -> int:
+    await wait_stamped()
+    return await delivery.deliver_due(sender)
+
+
+async def test_signed_envelopes_in_order(
+    client: httpx.AsyncClient, receiver: Receiver, sender: httpx.AsyncClient
+) -> None:
+    await register(client, receiver, event_types=["customer.*"])
+    customer = await create_customer(client, city="Shanghai")
+    changed = await client.patch(f"/v1/customers/{customer['id']}", json={"city": "Hangzhou"})
+    assert changed.status_code == 200
+    assert await deliver(sender) == 1  # one at a time per customer: the update waits
+    assert await deliver(sender) == 1
+    assert await deliver(sender) == 0
+    received = receiver.delivered()
+    assert len(received) == len(receiver.requests) == 2
+    created, updated = (r.json for r in received)
+    assert set(created) == {
+        "id",
+        "type",
+        "occurred_at",
+        "customer_id",
+        "sequence",
+        "data",
+        "changes",
+    }
+    assert (created["type"], created["sequence"]) == ("customer.created", 1)
+    assert (updated["type"], updated["sequence"]) == ("customer.updated", 2)
+    assert updated["changes"]["city"] == ["Shanghai", "Hangzhou"]
+    assert created["data"]["email"] == customer["email"]  # an admin key made the endpoint
+    assert [r.webhook_id for r in received] == [created["id"], updated["id"]]
+    feed = (await client.get("/v1/events")).json()["data"]
+    assert [e["id"] for e in feed] == [created["id"], updated["id"]]
+
+
+async def test_without_pii_read_deliveries_are_redacted(
+    client: httpx.AsyncClient,
+    anon: httpx.AsyncClient,
+    make_key: KeyFactory,
+    receiver: Receiver,
+    sender: httpx.AsyncClient,
+) -> None:
+    manager = bearer(await make_key("webhooks:manage"))
+    created = await anon.post("/v1/webhooks/endpoints", json={"url": receiver.url}, headers=manager)
+    receiver.secrets.append(created.json()["secret"])
+    customer = await create_customer(client)
+    await deliver(sender)
+    (event,) = (r.json for r in receiver.delivered())
+    assert event["data"]["email"] is None
+    assert "email" in event["data"]["redacted_fields"]
+    assert event["data"]["city"] == customer["city"]
+
+
+async def test_filters_and_disabled_endpoints_get_nothing(
+    client: httpx.AsyncClient, receiver: Receiver, sender: httpx.AsyncClient
+) -> None:
+    await register(client, receiver, event_types=["order.*"])
+    off = await register(client, receiver, enabled=False)
+    await create_customer(client)
+    assert await deliver(sender) == 0
+    assert receiver.requests == []
+    assert off["enabled"] is False
+
+
+async def test_rotation_signs_with_both_secrets(
+    client: httpx.AsyncClient, receiver: Receiver, sender: httpx.AsyncClient
+) -> None:
+    endpoint = await register(client, receiver)
+    old = endpoint["secret"]
+    rotated = await client.post(f"/v1/webhooks/endpoints/{endpoint['id']}/rotate-secret")
+    new = rotated.json()["secret"]
+    await create_customer(client)
+    await deliver(sender)
+    (request,) = receiver.requests
+    assert len(request.headers["webhook-signature"].split(" ")) == 2
+    for secret in (old, new):
+        assert Webhook(secret).verify(request.body, request.headers)["type"] == "customer.created"
+    tampered = request.body.replace(b"customer.created", b"customer.deleted")
+    wrong = Webhook("whsec_" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=")
+    stale = dict(request.headers)
+    stale["webhook-timestamp"] = str(int((clock.now() - timedelta(minutes=6)).timestamp()))
+    with pytest.raises(WebhookVerificationError):
+        Webhook(new).verify(tampered, request.headers)
+    with pytest.raises(WebhookVerificationError):
+        wrong.verify(request.body, request.headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(new).verify(request.body, stale)
