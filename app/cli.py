@@ -5,8 +5,9 @@ import json
 import os
 import signal
 import warnings
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -128,6 +129,16 @@ def _run_uvicorn(settings: Settings, url: str, host: str, port: int, workers: in
         )
 
 
+def _run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` on uvloop where it exists (as uvicorn runs the API), else on asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
+
+
 @cli.command()
 def worker() -> None:
     """Run a job worker and the event sequencer (needs KEHU_DATABASE_URL; several may run at once)."""
@@ -150,14 +161,19 @@ def worker() -> None:
         dsn = db.plain_url(settings.database_url)
         sequencer = Sequencer(dsn) if settings.run_sequencer else None
         sequencer_task = asyncio.create_task(sequencer.run()) if sequencer else None
+        running = Worker(dsn)
+        loop = asyncio.get_running_loop()
+        for stop_signal in (signal.SIGTERM, signal.SIGINT):
+            # Stop taking work, let deliveries in flight finish and be recorded, then exit.
+            loop.add_signal_handler(stop_signal, running.stop)
         try:
-            await Worker(dsn).run()
+            await running.run()
         finally:
             if sequencer is not None and sequencer_task is not None:
                 await stop_and_wait(sequencer, sequencer_task)
             await db.dispose()
 
-    asyncio.run(run())
+    _run_loop(run())
 
 
 @cli.command()

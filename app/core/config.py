@@ -85,6 +85,27 @@ class Settings(BaseSettings):
         default=False,
         description="Allow plain `http://` webhook URLs (false: `https://` only).",
     )
+    webhook_lease_seconds: int = Field(
+        default=60,
+        ge=1,
+        le=3600,
+        description="How long a worker owns a webhook delivery it is sending; a worker that dies "
+        "mid-send leaves it to be sent again after this (same webhook-id). Keep it above the "
+        "15 s delivery timeout; tests lower it.",
+    )
+    webhook_concurrency: int = Field(
+        default=256,
+        ge=1,
+        le=5000,
+        description="Webhook deliveries in flight per worker process.",
+    )
+    webhook_connections_per_endpoint: int = Field(
+        default=16,
+        ge=1,
+        le=256,
+        description="Concurrent HTTP requests (kept-alive connections) per webhook endpoint and "
+        "worker process.",
+    )
     bootstrap_key_file: Path | None = Field(
         default=None,
         description="Where `kehu serve` writes the first admin key (default: `data_dir`/"

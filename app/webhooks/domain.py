@@ -1,5 +1,8 @@
 """Webhooks in the domain registry (app/domains.py)."""
 
+from datetime import timedelta
+
+from app.core.config import get_settings
 from app.domains import Domain
 from app.webhooks import models
 from app.webhooks.delivery import Deliverer
@@ -9,7 +12,13 @@ from app.webhooks.service import target_policy
 
 
 def deliverer() -> Deliverer:
-    return Deliverer(target_policy())
+    settings = get_settings()
+    return Deliverer(
+        target_policy(),
+        concurrency=settings.webhook_concurrency,
+        connections_per_endpoint=settings.webhook_connections_per_endpoint,
+        lease=timedelta(seconds=settings.webhook_lease_seconds),
+    )
 
 
 DOMAIN = Domain(

@@ -56,7 +56,7 @@ class WebhookDelivery(IdMixin, Base):
     """One event for one endpoint: sent until it succeeds or the retries run out.
 
     ``pending`` deliveries of one (endpoint, customer) go out one at a time in ``event_position``
-    order: only the earliest is ever due. ``leased_until`` marks one being sent; a worker that died
+    order: only the earliest (``is_head``) is ever due. ``leased_until`` marks one being sent; a worker that died
     while sending leaves its lease to expire, and the delivery is sent again (same ``webhook-id``).
     """
 
@@ -66,7 +66,7 @@ class WebhookDelivery(IdMixin, Base):
         Index(
             "ix_webhook_deliveries_due",
             "next_attempt_at",
-            postgresql_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending' AND is_head"),
         ),
         Index(
             "ix_webhook_deliveries_queue",
@@ -92,6 +92,8 @@ class WebhookDelivery(IdMixin, Base):
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     leased_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The earliest pending delivery of its (endpoint, customer) queue: the only one that may go.
+    is_head: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_status_code: Mapped[int | None] = mapped_column(SmallInteger)
     last_error: Mapped[str | None] = mapped_column(String(500))

@@ -79,6 +79,7 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("leased_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("is_head", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.Column("last_attempt_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_status_code", sa.SmallInteger(), nullable=True),
         sa.Column("last_error", sa.String(length=500), nullable=True),
@@ -101,7 +102,7 @@ def upgrade() -> None:
         "webhook_deliveries",
         ["next_attempt_at"],
         unique=False,
-        postgresql_where=sa.text("status = 'pending'"),
+        postgresql_where=sa.text("status = 'pending' AND is_head"),
     )
     op.create_index(
         "ix_webhook_deliveries_endpoint_id_created_at",
@@ -158,7 +159,7 @@ def downgrade() -> None:
     op.drop_index(
         "ix_webhook_deliveries_due",
         table_name="webhook_deliveries",
-        postgresql_where=sa.text("status = 'pending'"),
+        postgresql_where=sa.text("status = 'pending' AND is_head"),
     )
     op.drop_table("webhook_deliveries")
     op.drop_table("webhook_endpoints")

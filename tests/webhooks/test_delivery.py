@@ -1,43 +1,19 @@
 """Delivery to a real receiver on 127.0.0.1: Standard Webhooks signatures, the envelope, PII,
 secret rotation, per-customer order."""
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
 
 import httpx2 as httpx
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from app.core import clock
-from app.webhooks import delivery, service
+from app.webhooks import delivery
 from tests.fixtures.events import wait_stamped
 from tests.fixtures.factories import KeyFactory, bearer, create_customer
-from tests.fixtures.receiver import Receiver, running_receiver
+from tests.fixtures.receiver import Receiver, register_endpoint
 
 pytestmark = pytest.mark.usefixtures("allow_local_targets")
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with running_receiver() as running:
-        yield running
-
-
-@pytest.fixture
-async def sender() -> AsyncIterator[httpx.AsyncClient]:
-    async with delivery.new_client(service.target_policy()) as client:
-        yield client
-
-
-async def register(
-    client: httpx.AsyncClient, receiver: Receiver, **overrides: Any
-) -> dict[str, Any]:
-    response = await client.post("/v1/webhooks/endpoints", json={"url": receiver.url, **overrides})
-    assert response.status_code == 201, response.text
-    endpoint: dict[str, Any] = response.json()
-    receiver.secrets.append(endpoint["secret"])
-    return endpoint
 
 
 async def deliver(sender: httpx.AsyncClient) -> int:
@@ -48,7 +24,7 @@ async def deliver(sender: httpx.AsyncClient) -> int:
 async def test_signed_envelopes_in_order(
     client: httpx.AsyncClient, receiver: Receiver, sender: httpx.AsyncClient
 ) -> None:
-    await register(client, receiver, event_types=["customer.*"])
+    await register_endpoint(client, receiver, event_types=["customer.*"])
     customer = await create_customer(client, city="Shanghai")
     changed = await client.patch(f"/v1/customers/{customer['id']}", json={"city": "Hangzhou"})
     assert changed.status_code == 200
@@ -97,8 +73,8 @@ async def test_without_pii_read_deliveries_are_redacted(
 async def test_filters_and_disabled_endpoints_get_nothing(
     client: httpx.AsyncClient, receiver: Receiver, sender: httpx.AsyncClient
 ) -> None:
-    await register(client, receiver, event_types=["order.*"])
-    off = await register(client, receiver, enabled=False)
+    await register_endpoint(client, receiver, event_types=["order.*"])
+    off = await register_endpoint(client, receiver, enabled=False)
     await create_customer(client)
     assert await deliver(sender) == 0
     assert receiver.requests == []
@@ -108,7 +84,7 @@ async def test_filters_and_disabled_endpoints_get_nothing(
 async def test_rotation_signs_with_both_secrets(
     client: httpx.AsyncClient, receiver: Receiver, sender: httpx.AsyncClient
 ) -> None:
-    endpoint = await register(client, receiver)
+    endpoint = await register_endpoint(client, receiver)
     old = endpoint["secret"]
     rotated = await client.post(f"/v1/webhooks/endpoints/{endpoint['id']}/rotate-secret")
     new = rotated.json()["secret"]
