@@ -16,8 +16,6 @@ Without node/npm the TypeScript test is skipped, except in CI (CI=true), where i
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -25,10 +23,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures.tools import file_lock, missing_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 OPENAPI = ROOT / "openapi" / "openapi.json"
@@ -38,8 +37,6 @@ OPENAPI_PYTHON_CLIENT = "openapi-python-client==0.29.1"
 MYPY = "mypy==2.4.1"
 # What the generated package imports (it uses no python-dateutil for this document).
 CLIENT_RUNTIME = ["httpx==0.28.1", "attrs==26.1.0"]
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 def _run(command: list[str], *, cwd: Path, timeout: float, what: str) -> str:
@@ -59,12 +56,6 @@ def _run(command: list[str], *, cwd: Path, timeout: float, what: str) -> str:
     if done.returncode != 0:
         pytest.fail(f"{what} failed (exit {done.returncode}):\n{output[-6000:]}")
     return output
-
-
-def _missing(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: this check must run in CI)")
-    pytest.skip(reason)
 
 
 # --------------------------------------------------------------------------- TypeScript
@@ -150,23 +141,12 @@ TSCONFIG = {
 }
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _npm_tools(npm: str) -> Path:
     """node_modules with the pinned packages, installed once per set of versions."""
     key = hashlib.sha256(json.dumps(NPM_PACKAGES, sort_keys=True).encode()).hexdigest()[:12]
     home = Path(tempfile.gettempdir()) / f"kehu-openapi-ts-{key}"
     done = home / ".installed"
-    with _locked(Path(tempfile.gettempdir()) / f"kehu-openapi-ts-{key}.lock"):
+    with file_lock(Path(tempfile.gettempdir()) / f"kehu-openapi-ts-{key}.lock"):
         if not done.exists():
             shutil.rmtree(home, ignore_errors=True)
             home.mkdir(parents=True)
@@ -186,7 +166,7 @@ def _npm_tools(npm: str) -> Path:
 def test_typescript_client_type_checks(tmp_path: Path) -> None:
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
-        _missing("node and npm are needed to generate and type-check the TypeScript client")
+        missing_tool("node and npm are needed to generate and type-check the TypeScript client")
         return
     node_modules = _npm_tools(npm)
     (tmp_path / "node_modules").symlink_to(node_modules, target_is_directory=True)

@@ -88,6 +88,16 @@ class Attempt:
         return self.outcome == "success"
 
 
+def signing_secrets(
+    secret: str, previous: str | None, previous_expires_at: datetime | None, now: datetime
+) -> tuple[str, ...]:
+    """The secrets a delivery is signed with: the previous one too while a rotation's overlap
+    lasts."""
+    if previous and previous_expires_at and previous_expires_at > now:
+        return (secret, previous)
+    return (secret,)
+
+
 @dataclass(frozen=True)
 class Claimed:
     """A leased delivery with what it takes to send it."""
@@ -103,13 +113,9 @@ class Claimed:
 
     @classmethod
     def from_row(cls, row: Any, now: datetime) -> "Claimed":
-        secrets = [row.secret]
-        if (
-            row.previous_secret
-            and row.previous_secret_expires_at
-            and (row.previous_secret_expires_at > now)
-        ):
-            secrets.append(row.previous_secret)
+        secrets = signing_secrets(
+            row.secret, row.previous_secret, row.previous_secret_expires_at, now
+        )
         event = EventOut.from_stored(
             {
                 "id": row.event_id,
@@ -128,7 +134,7 @@ class Claimed:
             row.queue_customer_id,
             row.attempts,
             row.url,
-            tuple(secrets),
+            secrets,
             event,
             row.include_pii,
         )

@@ -5,7 +5,7 @@ import base64
 import dataclasses
 import secrets
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from app.core import clock
@@ -277,16 +277,6 @@ async def replay(conn: Connection, caller: Caller, payload: WebhookReplay) -> We
     )
 
 
-def _signing_secrets(
-    secret: str, previous: str | None, previous_expires_at: datetime | None, now: datetime
-) -> tuple[str, ...]:
-    """As the delivery engine signs (``delivery.Claimed.from_row``): the previous secret too while
-    a rotation's overlap lasts."""
-    if previous and previous_expires_at and previous_expires_at > now:
-        return (secret, previous)
-    return (secret,)
-
-
 async def ping_endpoint(
     conn: Connection, caller: Caller, endpoint_id: uuid.UUID
 ) -> WebhookAttemptOut:
@@ -314,7 +304,7 @@ async def ping_endpoint(
         customer_id=None,
         attempts=0,
         url=endpoint.url,
-        secrets=_signing_secrets(secret, previous, previous_expires_at, now),
+        secrets=delivery.signing_secrets(secret, previous, previous_expires_at, now),
         event=event,
         include_pii=endpoint.include_pii,
     )

@@ -3,7 +3,6 @@ to real receivers on 127.0.0.1 that verify every request with standardwebhooks."
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,42 +19,13 @@ from app.webhooks.repository import deliveries
 from tests.fixtures.api import assert_problem, error_codes, gql
 from tests.fixtures.events import wait_stamped
 from tests.fixtures.factories import KeyFactory, bearer, create_customer
-from tests.fixtures.receiver import Answer, Received, Receiver, running_receiver
+from tests.fixtures.receiver import Receiver, answering, register_endpoint, running_receiver
 
 pytestmark = pytest.mark.usefixtures("allow_local_targets")
 
 ENDPOINTS = "/v1/webhooks/endpoints"
 DELIVERIES = "/v1/webhooks/deliveries"
 REPLAY = "/v1/webhooks/replay"
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with running_receiver() as running:
-        yield running
-
-
-@pytest.fixture
-async def sender() -> AsyncIterator[httpx.AsyncClient]:
-    async with delivery.new_client(service.target_policy()) as client:
-        yield client
-
-
-async def register(
-    client: httpx.AsyncClient, receiver: Receiver, **overrides: Any
-) -> dict[str, Any]:
-    response = await client.post(ENDPOINTS, json={"url": receiver.url, **overrides})
-    assert response.status_code == 201, response.text
-    endpoint: dict[str, Any] = response.json()
-    receiver.secrets.append(endpoint["secret"])
-    return endpoint
-
-
-def answering(status: int, body: bytes = b"") -> Answer:
-    async def answer(_: Received) -> tuple[int, dict[str, str], bytes]:
-        return status, {}, body
-
-    return answer
 
 
 async def deliver(sender: httpx.AsyncClient) -> int:
@@ -101,9 +71,9 @@ async def delivery_count(endpoint_id: str) -> int:
 async def test_the_log_shows_each_attempt_without_secrets(
     client: httpx.AsyncClient, receiver: Receiver, sender: httpx.AsyncClient
 ) -> None:
-    endpoint = await register(client, receiver)
+    endpoint = await register_endpoint(client, receiver)
     secret = endpoint["secret"].encode()
-    receiver.answer = answering(500, b"echo " + secret + b" " + b"x" * 5000)
+    receiver.answer = answering(500, body=b"echo " + secret + b" " + b"x" * 5000)
     customer = await create_customer(client)
     assert await deliver(sender) == 1
 
@@ -155,8 +125,8 @@ async def test_the_log_shows_each_attempt_without_secrets(
 async def test_attempt_log_is_newest_first_and_succeeded_has_no_next_attempt(
     client: httpx.AsyncClient, receiver: Receiver, sender: httpx.AsyncClient
 ) -> None:
-    endpoint = await register(client, receiver)
-    receiver.answer = answering(503, b"busy")
+    endpoint = await register_endpoint(client, receiver)
+    receiver.answer = answering(503, body=b"busy")
     with time_machine.travel(clock.now(), tick=False) as traveller:
         await create_customer(client)
         assert await deliver(sender) == 1
@@ -188,8 +158,8 @@ async def test_filters_and_pages(
 ) -> None:
     async with running_receiver() as failing:
         failing.answer = answering(500)
-        good = await register(client, receiver, event_types=["customer.*"])
-        bad = await register(client, failing)
+        good = await register_endpoint(client, receiver, event_types=["customer.*"])
+        bad = await register_endpoint(client, failing)
         await create_customer(client)
         await create_customer(client)
         assert await deliver(sender) == 4
@@ -235,7 +205,7 @@ async def test_filters_and_pages(
 async def test_retry_sends_a_failed_delivery_again_with_a_fresh_schedule(
     client: httpx.AsyncClient, receiver: Receiver, sender: httpx.AsyncClient
 ) -> None:
-    await register(client, receiver)
+    await register_endpoint(client, receiver)
     receiver.answer = answering(500)
     with time_machine.travel(clock.now(), tick=False) as traveller:
         await create_customer(client)
@@ -268,7 +238,7 @@ async def test_retry_sends_a_failed_delivery_again_with_a_fresh_schedule(
 async def test_retry_of_a_succeeded_or_pending_delivery(
     client: httpx.AsyncClient, receiver: Receiver, sender: httpx.AsyncClient
 ) -> None:
-    await register(client, receiver)
+    await register_endpoint(client, receiver)
     await create_customer(client)
     assert await deliver(sender) == 1
     (item,) = await listed(client)
@@ -295,7 +265,7 @@ async def test_retry_of_a_succeeded_or_pending_delivery(
 async def test_retry_refusals(
     client: httpx.AsyncClient, receiver: Receiver, sender: httpx.AsyncClient
 ) -> None:
-    endpoint = await register(client, receiver)
+    endpoint = await register_endpoint(client, receiver)
     ping = await client.post(f"{ENDPOINTS}/{endpoint['id']}/test")
     assert ping.status_code == 200, ping.text
     (test_delivery,) = await listed(client)
@@ -327,7 +297,7 @@ async def test_retry_refusals(
 async def test_replay_by_ids_is_idempotent(
     client: httpx.AsyncClient, receiver: Receiver, sender: httpx.AsyncClient
 ) -> None:
-    endpoint = await register(client, receiver, event_types=["customer.*"])
+    endpoint = await register_endpoint(client, receiver, event_types=["customer.*"])
     for _ in range(3):
         await create_customer(client)
     assert await deliver(sender) == 3
@@ -361,7 +331,7 @@ async def test_replay_by_ids_is_idempotent(
 async def test_replayed_and_retried_events_keep_their_customers_order(
     client: httpx.AsyncClient, receiver: Receiver, sender: httpx.AsyncClient
 ) -> None:
-    endpoint = await register(client, receiver)
+    endpoint = await register_endpoint(client, receiver)
     customer = await create_customer(client, city="Shanghai")
     changed = await client.patch(f"/v1/customers/{customer['id']}", json={"city": "Hangzhou"})
     assert changed.status_code == 200, changed.text
@@ -398,7 +368,7 @@ async def test_replay_by_range_to_a_new_endpoint(
     events = await feed_events(client)
     end = clock.now() + timedelta(seconds=1)
     # Registered after the events: dispatch gives it none, a replay gives it all three.
-    endpoint = await register(client, receiver)
+    endpoint = await register_endpoint(client, receiver)
     assert await deliver(sender) == 0
     body = {"endpoint_id": endpoint["id"], "from": start.isoformat(), "to": end.isoformat()}
     first = await client.post(REPLAY, json=body)
@@ -421,8 +391,8 @@ async def test_replay_by_range_to_a_new_endpoint(
 async def test_replay_follows_the_endpoints_filter(
     client: httpx.AsyncClient, receiver: Receiver, sender: httpx.AsyncClient
 ) -> None:
-    customers_only = await register(client, receiver, event_types=["customer.*"])
-    orders_only = await register(client, receiver, event_types=["order.*"])
+    customers_only = await register_endpoint(client, receiver, event_types=["customer.*"])
+    orders_only = await register_endpoint(client, receiver, event_types=["order.*"])
     await create_customer(client)
     assert await deliver(sender) == 1
     events = await feed_events(client)
@@ -448,7 +418,7 @@ async def test_replay_refusals(
     sender: httpx.AsyncClient,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    endpoint = await register(client, receiver)
+    endpoint = await register_endpoint(client, receiver)
     for _ in range(3):
         await create_customer(client)
     await wait_stamped()
@@ -460,7 +430,7 @@ async def test_replay_refusals(
     assert await delivery_count(endpoint["id"]) == 0  # nothing was queued
     monkeypatch.undo()
 
-    gone = await register(client, receiver)
+    gone = await register_endpoint(client, receiver)
     assert (await client.delete(f"{ENDPOINTS}/{gone['id']}")).status_code == 204
     for endpoint_id in (gone["id"], str(uuid.uuid4())):
         problem = assert_problem(
@@ -477,7 +447,7 @@ async def test_replay_refusals(
 async def test_ping_arrives_signed_and_is_logged(
     client: httpx.AsyncClient, receiver: Receiver
 ) -> None:
-    endpoint = await register(client, receiver, event_types=["order.*"], enabled=False)
+    endpoint = await register_endpoint(client, receiver, event_types=["order.*"], enabled=False)
     response = await client.post(f"{ENDPOINTS}/{endpoint['id']}/test")
     assert response.status_code == 200, response.text
     attempt = response.json()
@@ -504,7 +474,7 @@ async def test_ping_arrives_signed_and_is_logged(
     assert (health["attempts_24h"], health["success_rate"], health["backlog"]) == (1, 1.0, 0)
     assert health["last_success_at"] == attempt["attempted_at"]
 
-    receiver.answer = answering(418, b"I'm a teapot")
+    receiver.answer = answering(418, body=b"I'm a teapot")
     failed = (await client.post(f"{ENDPOINTS}/{endpoint['id']}/test")).json()
     assert (failed["outcome"], failed["status_code"]) == ("http_error", 418)
     assert failed["response_excerpt"] == "I'm a teapot"
@@ -521,7 +491,7 @@ async def test_ping_arrives_signed_and_is_logged(
 async def test_ping_to_a_refused_target_is_an_attempt(
     client: httpx.AsyncClient, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    endpoint = await register(client, receiver)
+    endpoint = await register_endpoint(client, receiver)
     # The network is no longer allowed (say the configuration changed): the guard refuses.
     monkeypatch.delenv("KEHU_WEBHOOK_ALLOW_NETS")
     get_settings.cache_clear()
@@ -541,7 +511,7 @@ async def test_ping_to_a_refused_target_is_an_attempt(
 async def test_scopes(
     client: httpx.AsyncClient, anon: httpx.AsyncClient, make_key: KeyFactory, receiver: Receiver
 ) -> None:
-    endpoint = await register(client, receiver)
+    endpoint = await register_endpoint(client, receiver)
     await client.post(f"{ENDPOINTS}/{endpoint['id']}/test")
     (item,) = await listed(client)
     other = bearer(await make_key("customers:write", "events:read"))
@@ -622,7 +592,7 @@ DELIVERY_FIELDS = """id webhookDeliveryId endpointId eventId eventType status at
 async def test_graphql(
     client: httpx.AsyncClient, receiver: Receiver, sender: httpx.AsyncClient
 ) -> None:
-    endpoint = await register(client, receiver, event_types=["customer.*"])
+    endpoint = await register_endpoint(client, receiver, event_types=["customer.*"])
     await create_customer(client)
     assert await deliver(sender) == 1
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import hashlib
 import http.client
 import json
@@ -34,7 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, NoReturn
+from typing import IO
 
 import httpx2 as httpx
 import pytest
@@ -46,6 +45,7 @@ from app.events.schemas import EVENT_TYPES, EventOut
 from app.webhooks import delivery, service
 from tests.fixtures.events import wait_stamped
 from tests.fixtures.factories import create_customer
+from tests.fixtures.tools import file_lock, missing_tool
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 GUIDE = ROOT / "docs" / "webhooks.md"
@@ -57,8 +57,6 @@ REQUEST_TIMEOUT = 10.0
 LINE_TIMEOUT = 10.0  # from a 2xx to the printed line
 STOP_TIMEOUT = 5.0
 NPM_INSTALL_TIMEOUT = 100.0
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 # --------------------------------------------------------------------------- running a receiver
@@ -161,23 +159,6 @@ def running(command: list[str], cwd: Path, port: int) -> Iterator[RunningReceive
 Launcher = Callable[[int, str], tuple[list[str], Path]]
 
 
-def _missing(reason: str) -> NoReturn:
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: this check must run in CI)")
-    pytest.skip(reason)
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _npm_install(npm: str, cwd: Path) -> None:
     command = [npm, "install", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"]
     try:
@@ -203,7 +184,7 @@ def _node_modules(npm: str) -> Path:
     key = hashlib.sha256(package_json.encode()).hexdigest()[:12]
     home = Path(tempfile.gettempdir()) / f"kehu-webhooks-example-{key}"
     done = home / ".installed"
-    with _locked(Path(tempfile.gettempdir()) / f"kehu-webhooks-example-{key}.lock"):
+    with file_lock(Path(tempfile.gettempdir()) / f"kehu-webhooks-example-{key}.lock"):
         if not done.exists():
             shutil.rmtree(home, ignore_errors=True)
             home.mkdir(parents=True)
@@ -225,7 +206,7 @@ def launcher(request: pytest.FixtureRequest, tmp_path: Path) -> Launcher:
         return python
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
-        _missing("node and npm are needed to run the Node example receiver")
+        missing_tool("node and npm are needed to run the Node example receiver")
     node_modules = _node_modules(npm)
     pinned = json.loads((EXAMPLES / "package.json").read_text())["dependencies"]
     installed = json.loads((node_modules / "standardwebhooks" / "package.json").read_text())
