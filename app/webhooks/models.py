@@ -76,6 +76,8 @@ class WebhookDelivery(IdMixin, Base):
             postgresql_where=text("status = 'pending'"),
         ),
         Index("ix_webhook_deliveries_endpoint_id_created_at", "endpoint_id", "created_at"),
+        # The delivery log, newest first, unfiltered.
+        Index("ix_webhook_deliveries_created_at_id", "created_at", "id"),
         Index("ix_webhook_deliveries_event_id", "event_id"),
     )
 

@@ -163,6 +163,9 @@ async def delete_endpoint(
 ) -> None:
     """Remove an endpoint: nothing more is delivered to it; its delivery log is kept."""
     caller.require(SCOPE)
+    # The queue lock first, as settling deliveries takes it (then delivery rows, then the
+    # endpoint's row): the other order could deadlock with a worker settling this endpoint.
+    await repository.lock_queues(conn)
     await _live(conn, endpoint_id, expected_version, lock=True)
     now = clock.now()
     await repository.update_endpoint(

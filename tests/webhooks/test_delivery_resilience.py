@@ -66,16 +66,17 @@ def _sequences_by_customer(received: list[Received]) -> dict[str, list[int]]:
     return seen
 
 
+@pytest.mark.parametrize("down_for", [50, 100], ids=["half-the-customers", "everyone"])
 async def test_an_hour_long_outage_loses_nothing_and_holds_back_no_healthy_customer(
-    client: httpx.AsyncClient, receiver: Receiver, sender: httpx.AsyncClient
+    client: httpx.AsyncClient, receiver: Receiver, sender: httpx.AsyncClient, down_for: int
 ) -> None:
     customers = [uuid.uuid4() for _ in range(100)]
-    failing = {str(c) for c in customers[:50]}
+    failing = {str(c) for c in customers[:down_for]}
     outage_ends = clock.now() + timedelta(hours=1)
     answered_ok: list[Received] = []
 
     async def partner(request: Received) -> tuple[int, dict[str, str], bytes]:
-        # The partner's side for half the customers (a shard) is down for the hour.
+        # The receiver is down for the hour, for some customers (a shard) or for all.
         if request.json["customer_id"] in failing and clock.now() < outage_ends:
             return 503, {}, b"shard unavailable"
         answered_ok.append(request)
@@ -90,7 +91,7 @@ async def test_an_hour_long_outage_loses_nothing_and_holds_back_no_healthy_custo
         for _ in range(10):
             await delivery.deliver_due(sender, limit=1000)
         healthy = _sequences_by_customer(answered_ok)
-        assert set(healthy) == {str(c) for c in customers[50:]}
+        assert set(healthy) == {str(c) for c in customers[down_for:]}
         assert all(seqs == list(range(1, 11)) for seqs in healthy.values())
         # Through the outage and after it, moving the clock to each next retry.
         rounds = 0
