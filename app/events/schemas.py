@@ -66,7 +66,7 @@ class EventPage(OutputModel):
     has_more: bool = Field(description="More events are available right now.")
 
 
-# Every event type Kehu records or will record (docs/api.md), for filters that name types: a typo in
+# Every event type Kehu records or will record (docs/webhooks.md), for filters that name types: a typo in
 # a webhook endpoint's filter is refused rather than silently matching nothing.
 EVENT_TYPES: tuple[str, ...] = (
     "customer.created",

@@ -141,7 +141,7 @@ class Claimed:
 
 
 def payload(event: EventOut, include_pii: bool) -> str:
-    """The event envelope of docs/api.md, redacted as the event feed is for a key without
+    """The event envelope of docs/webhooks.md, redacted as the event feed is for a key without
     ``pii:read`` unless the endpoint's creator had it."""
     shown = events.redact(event, _WITH_PII if include_pii else _WITHOUT_PII)
     body = shown.model_dump(mode="json", exclude={"position"})
