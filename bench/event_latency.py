@@ -56,6 +56,25 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(scheme="postgresql", path=f"/{name}"))
 
 
+async def create_database(server: str, prefix: str) -> tuple[str, str]:
+    """A new, empty database on ``server`` named ``<prefix>_<random>``: (name, URL)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(with_database(server, "postgres"))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return name, with_database(server, name)
+
+
+async def drop_database(server: str, name: str) -> None:
+    admin = await asyncpg.connect(with_database(server, "postgres"))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
 async def warm_up(url: str) -> int:
     """Wait until the sequencer runs: one event, written before measuring, gets its position."""
     conn = await asyncpg.connect(url)
@@ -83,13 +102,7 @@ def percentile(values: list[float], q: float) -> float:
 
 async def run(args: argparse.Namespace) -> int:
     server = args.url
-    name = f"kehu_bench_events_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(with_database(server, "postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = with_database(server, name)
+    name, url = await create_database(server, "kehu_bench_events")
     proc: subprocess.Popen[bytes] | None = None
     sequencer: Sequencer | None = None
     sequencer_task: asyncio.Task[None] | None = None
@@ -185,11 +198,7 @@ async def run(args: argparse.Namespace) -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
         await db.dispose()
-        admin = await asyncpg.connect(with_database(server, "postgres"))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await drop_database(server, name)
 
 
 def main() -> int:

@@ -32,9 +32,7 @@ import uuid
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information (as in app/)
 import uvicorn
 import uvloop
 from standardwebhooks import Webhook
@@ -53,15 +51,7 @@ from app.db.migrations import upgrade  # noqa: E402
 from app.events import repository  # noqa: E402
 from app.webhooks import service as webhooks  # noqa: E402
 from app.webhooks.schemas import WebhookEndpointCreate  # noqa: E402
-
-
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(scheme="postgresql", path=f"/{name}"))
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+from bench.event_latency import create_database, drop_database, percentile  # noqa: E402
 
 
 class Receiver:
@@ -132,13 +122,7 @@ async def wait_for(condition: Any, seconds: float, what: str) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
-    name = f"kehu_bench_webhooks_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(with_database(args.url, "postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = with_database(args.url, name)
+    name, url = await create_database(args.url, "kehu_bench_webhooks")
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -224,11 +208,7 @@ async def run(args: argparse.Namespace) -> int:
         with suppress(Exception):
             await asyncio.wait_for(serving, 10)
         await db.dispose()
-        admin = await asyncpg.connect(with_database(args.url, "postgres"))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await drop_database(args.url, name)
 
 
 def main() -> int:

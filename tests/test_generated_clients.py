@@ -20,14 +20,11 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-import pytest
-
-from tests.fixtures.tools import file_lock, missing_tool
+from tests.fixtures.tools import file_lock, missing_tool, run_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 OPENAPI = ROOT / "openapi" / "openapi.json"
@@ -37,25 +34,6 @@ OPENAPI_PYTHON_CLIENT = "openapi-python-client==0.29.1"
 MYPY = "mypy==2.4.1"
 # What the generated package imports (it uses no python-dateutil for this document).
 CLIENT_RUNTIME = ["httpx==0.28.1", "attrs==26.1.0"]
-
-
-def _run(command: list[str], *, cwd: Path, timeout: float, what: str) -> str:
-    try:
-        done = subprocess.run(
-            command,
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1"},
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"{what}: no result within {timeout:.0f}s ({' '.join(command)})")
-    output = f"{done.stdout}\n{done.stderr}".strip()
-    if done.returncode != 0:
-        pytest.fail(f"{what} failed (exit {done.returncode}):\n{output[-6000:]}")
-    return output
 
 
 # --------------------------------------------------------------------------- TypeScript
@@ -153,7 +131,7 @@ def _npm_tools(npm: str) -> Path:
             (home / "package.json").write_text(
                 json.dumps({"private": True, "dependencies": NPM_PACKAGES}, indent=2)
             )
-            _run(
+            run_tool(
                 [npm, "install", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"],
                 cwd=home,
                 timeout=100,
@@ -171,7 +149,7 @@ def test_typescript_client_type_checks(tmp_path: Path) -> None:
     node_modules = _npm_tools(npm)
     (tmp_path / "node_modules").symlink_to(node_modules, target_is_directory=True)
     bin_dir = node_modules / ".bin"
-    _run(
+    run_tool(
         [node, str(bin_dir / "openapi-typescript"), str(OPENAPI), "-o", "schema.d.ts"],
         cwd=tmp_path,
         timeout=60,
@@ -179,7 +157,7 @@ def test_typescript_client_type_checks(tmp_path: Path) -> None:
     )
     (tmp_path / "usage.ts").write_text(USAGE_TS)
     (tmp_path / "tsconfig.json").write_text(json.dumps(TSCONFIG, indent=2))
-    _run(
+    run_tool(
         [node, str(bin_dir / "tsc"), "-p", "tsconfig.json", "--noEmit", "--strict"],
         cwd=tmp_path,
         timeout=90,
@@ -251,7 +229,7 @@ def _uv() -> list[str]:
 
 def test_python_client_type_checks(tmp_path: Path) -> None:
     uv = _uv()
-    _run(
+    run_tool(
         [
             *uv,
             "tool",
@@ -279,7 +257,7 @@ def test_python_client_type_checks(tmp_path: Path) -> None:
     (tmp_path / "usage.py").write_text(USAGE_PY)
     (tmp_path / "mypy.ini").write_text(MYPY_INI)
     with_runtime = [arg for package in CLIENT_RUNTIME for arg in ("--with", package)]
-    _run(
+    run_tool(
         [
             *uv,
             "tool",

@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx2 as httpx
@@ -34,7 +35,8 @@ from standardwebhooks import Webhook
 
 from app.core import clock
 from app.core.auth import Caller
-from app.db import unit_of_work
+from app.core.ids import new_id
+from app.db import Connection, unit_of_work
 from app.events import service as events
 from app.events.schemas import EventOut
 from app.webhooks import repository, ssrf
@@ -178,8 +180,6 @@ def _retry_after(response: httpx.Response, now: datetime) -> timedelta | None:
     if value.isdigit():
         wait = timedelta(seconds=int(value[:7]))
     else:
-        from email.utils import parsedate_to_datetime
-
         try:
             wait = parsedate_to_datetime(value) - now
         except (TypeError, ValueError):
@@ -237,6 +237,20 @@ def next_state(attempts_before: int, attempt: Attempt, now: datetime) -> dict[st
     return {"status": "pending", "next_attempt_at": now + wait, "delivered_at": None}
 
 
+def attempt_row(delivery_id: uuid.UUID, attempted_at: datetime, attempt: Attempt) -> dict[str, Any]:
+    """The delivery log's row of one attempt."""
+    return {
+        "id": new_id(),
+        "delivery_id": delivery_id,
+        "attempted_at": attempted_at,
+        "outcome": attempt.outcome,
+        "status_code": attempt.status_code,
+        "latency_ms": attempt.latency_ms,
+        "response_excerpt": attempt.excerpt,
+        "error": attempt.error,
+    }
+
+
 @dataclass
 class _Settled:
     claimed: Claimed
@@ -266,16 +280,7 @@ async def settle(results: Sequence[_Settled]) -> None:
             }
         )
         attempt_rows.append(
-            {
-                "id": uuid.uuid4(),
-                "delivery_id": result.claimed.delivery_id,
-                "attempted_at": result.attempted_at,
-                "outcome": result.attempt.outcome,
-                "status_code": result.attempt.status_code,
-                "latency_ms": result.attempt.latency_ms,
-                "response_excerpt": result.attempt.excerpt,
-                "error": result.attempt.error,
-            }
+            attempt_row(result.claimed.delivery_id, result.attempted_at, result.attempt)
         )
         by_endpoint.setdefault(result.claimed.endpoint_id, []).append(result)
         ATTEMPTS.labels(result.attempt.outcome).inc()
@@ -288,7 +293,7 @@ async def settle(results: Sequence[_Settled]) -> None:
 
 
 async def _endpoint_health(
-    conn: Any, endpoint_id: uuid.UUID, results: Sequence[_Settled], now: datetime
+    conn: Connection, endpoint_id: uuid.UUID, results: Sequence[_Settled], now: datetime
 ) -> None:
     successes = [r.attempted_at for r in results if r.attempt.succeeded]
     failures = [r for r in results if not r.attempt.succeeded]
@@ -312,7 +317,7 @@ async def _endpoint_health(
             )
 
 
-async def _disable(conn: Any, endpoint_id: uuid.UUID, reason: str, now: datetime) -> None:
+async def _disable(conn: Connection, endpoint_id: uuid.UUID, reason: str, now: datetime) -> None:
     endpoint = await repository.disable(conn, endpoint_id, reason, now)
     if endpoint is None:
         return

@@ -78,6 +78,10 @@ class WebhookDelivery(IdMixin, Base):
         Index("ix_webhook_deliveries_endpoint_id_created_at", "endpoint_id", "created_at"),
         # The delivery log, newest first, unfiltered.
         Index("ix_webhook_deliveries_created_at_id", "created_at", "id"),
+        # An endpoint's health: its deliveries attempted in the last 24 hours.
+        Index(
+            "ix_webhook_deliveries_endpoint_id_last_attempt_at", "endpoint_id", "last_attempt_at"
+        ),
         Index("ix_webhook_deliveries_event_id", "event_id"),
     )
 

@@ -224,6 +224,15 @@ async def refresh_heads(
         )
 
 
+# Whether endpoint ``w``'s event-type filter matches event ``{event}``: `*`, `<resource>.*` or the
+# type itself (as ``app.events.schemas.type_pattern_matches``).
+_MATCHES_FILTER = """EXISTS (
+                SELECT 1 FROM unnest(w.event_types) AS p
+                WHERE p = '*' OR p = {event}.type
+                   OR (right(p, 2) = '.*' AND starts_with({event}.type, left(p, -1)))
+             )"""
+
+
 # Fan-out: the next stamped events after the dispatch position become one pending delivery per
 # enabled endpoint whose filter matches (and that existed when the event occurred), and the
 # position advances, in one statement. Run under QUEUE_LOCK, one dispatcher at a time.
@@ -246,11 +255,7 @@ _DISPATCH = text(
         FROM batch b
         JOIN webhook_endpoints w
           ON w.deleted_at IS NULL AND w.enabled AND w.created_at <= b.occurred_at
-         AND EXISTS (
-                SELECT 1 FROM unnest(w.event_types) AS p
-                WHERE p = '*' OR p = b.type
-                   OR (right(p, 2) = '.*' AND starts_with(b.type, left(p, -1)))
-             )
+         AND {matches}
         ON CONFLICT (endpoint_id, event_id) DO NOTHING
         RETURNING endpoint_id, customer_id
     ),
@@ -259,20 +264,17 @@ _DISPATCH = text(
         SET last_position = (SELECT max(position) FROM batch)
         WHERE id = 1 AND EXISTS (SELECT 1 FROM batch)
         RETURNING 1
+    ),
+    queues AS (
+        SELECT DISTINCT endpoint_id, customer_id FROM inserted WHERE customer_id IS NOT NULL
     )
     SELECT (SELECT count(*) FROM batch) AS events,
            (SELECT count(*) FROM inserted) AS deliveries,
-           (SELECT array_agg(DISTINCT endpoint_id) FROM inserted WHERE customer_id IS NOT NULL)
-               AS endpoint_ids,
-           (SELECT array_agg(customer_id) FROM (
-                SELECT DISTINCT endpoint_id, customer_id FROM inserted
-                WHERE customer_id IS NOT NULL ORDER BY endpoint_id, customer_id) AS q)
-               AS customer_ids,
-           (SELECT array_agg(endpoint_id) FROM (
-                SELECT DISTINCT endpoint_id, customer_id FROM inserted
-                WHERE customer_id IS NOT NULL ORDER BY endpoint_id, customer_id) AS q)
-               AS queue_endpoint_ids
-    """
+           (SELECT array_agg(endpoint_id ORDER BY endpoint_id, customer_id) FROM queues)
+               AS queue_endpoint_ids,
+           (SELECT array_agg(customer_id ORDER BY endpoint_id, customer_id) FROM queues)
+               AS queue_customer_ids
+    """.format(matches=_MATCHES_FILTER.format(event="b"))
 )
 
 
@@ -281,8 +283,8 @@ async def dispatch(conn: Connection, *, now: datetime, batch_size: int) -> tuple
     deliveries join their queues (``refresh_heads``)."""
     await lock_queues(conn)
     row = (await conn.execute(_DISPATCH, {"now": now, "batch_size": batch_size})).one()
-    if row.customer_ids:
-        await refresh_heads(conn, zip(row.queue_endpoint_ids, row.customer_ids, strict=True))
+    if row.queue_customer_ids:
+        await refresh_heads(conn, zip(row.queue_endpoint_ids, row.queue_customer_ids, strict=True))
     return int(row.events), int(row.deliveries)
 
 
@@ -550,11 +552,7 @@ _REPLAY = """
         FROM events e
         JOIN webhook_endpoints w ON w.id = :endpoint_id
         WHERE e.position IS NOT NULL AND ({selection})
-          AND EXISTS (
-                SELECT 1 FROM unnest(w.event_types) AS p
-                WHERE p = '*' OR p = e.type
-                   OR (right(p, 2) = '.*' AND starts_with(e.type, left(p, -1)))
-          )
+          AND {matches}
         LIMIT :max_matched
     ),
     existing AS (
@@ -584,9 +582,14 @@ _REPLAY = """
            (SELECT array_agg(DISTINCT customer_id) FROM upserted WHERE customer_id IS NOT NULL)
                AS customer_ids
 """
-_REPLAY_IDS = text(_REPLAY.format(selection="e.id = ANY(:event_ids)"))
+_REPLAY_IDS = text(
+    _REPLAY.format(selection="e.id = ANY(:event_ids)", matches=_MATCHES_FILTER.format(event="e"))
+)
 _REPLAY_RANGE = text(
-    _REPLAY.format(selection="e.occurred_at >= :from_time AND e.occurred_at < :to_time")
+    _REPLAY.format(
+        selection="e.occurred_at >= :from_time AND e.occurred_at < :to_time",
+        matches=_MATCHES_FILTER.format(event="e"),
+    )
 )
 
 

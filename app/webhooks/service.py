@@ -313,16 +313,7 @@ async def ping_endpoint(
     )
     async with delivery.new_client(target_policy(), max_connections=1) as client:
         attempt = await delivery.send(client, claimed, now)
-    attempt_row = {
-        "id": new_id(),
-        "delivery_id": claimed.delivery_id,
-        "attempted_at": now,
-        "outcome": attempt.outcome,
-        "status_code": attempt.status_code,
-        "latency_ms": attempt.latency_ms,
-        "response_excerpt": attempt.excerpt,
-        "error": attempt.error,
-    }
+    attempt_row = delivery.attempt_row(claimed.delivery_id, now, attempt)
     await repository.record_test(
         conn,
         {

@@ -105,6 +105,12 @@ def upgrade() -> None:
         postgresql_where=sa.text("status = 'pending' AND is_head"),
     )
     op.create_index(
+        "ix_webhook_deliveries_endpoint_id_last_attempt_at",
+        "webhook_deliveries",
+        ["endpoint_id", "last_attempt_at"],
+        unique=False,
+    )
+    op.create_index(
         "ix_webhook_deliveries_created_at_id",
         "webhook_deliveries",
         ["created_at", "id"],
@@ -163,6 +169,9 @@ def downgrade() -> None:
     op.drop_index("ix_webhook_deliveries_event_id", table_name="webhook_deliveries")
     op.drop_index("ix_webhook_deliveries_endpoint_id_created_at", table_name="webhook_deliveries")
     op.drop_index("ix_webhook_deliveries_created_at_id", table_name="webhook_deliveries")
+    op.drop_index(
+        "ix_webhook_deliveries_endpoint_id_last_attempt_at", table_name="webhook_deliveries"
+    )
     op.drop_index(
         "ix_webhook_deliveries_due",
         table_name="webhook_deliveries",

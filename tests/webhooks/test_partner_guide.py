@@ -45,7 +45,7 @@ from app.events.schemas import EVENT_TYPES, EventOut
 from app.webhooks import delivery, service
 from tests.fixtures.events import wait_stamped
 from tests.fixtures.factories import create_customer
-from tests.fixtures.tools import file_lock, missing_tool
+from tests.fixtures.tools import file_lock, missing_tool, run_tool
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 GUIDE = ROOT / "docs" / "webhooks.md"
@@ -161,21 +161,7 @@ Launcher = Callable[[int, str], tuple[list[str], Path]]
 
 def _npm_install(npm: str, cwd: Path) -> None:
     command = [npm, "install", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"]
-    try:
-        done = subprocess.run(
-            command,
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=NPM_INSTALL_TIMEOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, "NO_COLOR": "1"},
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"npm install: no result within {NPM_INSTALL_TIMEOUT:g}s in {cwd}")
-    if done.returncode != 0:
-        output = f"{done.stdout}\n{done.stderr}".strip()
-        pytest.fail(f"npm install failed (exit {done.returncode}) in {cwd}:\n{output[-6000:]}")
+    run_tool(command, cwd=cwd, timeout=NPM_INSTALL_TIMEOUT, what=f"npm install in {cwd}")
 
 
 def _node_modules(npm: str) -> Path:
