@@ -67,12 +67,27 @@ def all_domains() -> tuple[Domain, ...]:
     """Every domain, in the order their tags appear in the OpenAPI document. Imported on first use:
     the domain modules import the API layer, which imports this module."""
     from app.apikeys import domain as apikeys
+    from app.cases import domain as cases
     from app.customers import domain as customers
     from app.events import domain as events
+    from app.feedback import domain as feedback
     from app.idempotency import domain as idempotency_store
+    from app.interactions import domain as interactions
     from app.webhooks import domain as webhooks
 
-    domains = tuple(m.DOMAIN for m in (customers, events, webhooks, apikeys, idempotency_store))
+    domains = tuple(
+        m.DOMAIN
+        for m in (
+            customers,
+            interactions,
+            cases,
+            feedback,
+            events,
+            webhooks,
+            apikeys,
+            idempotency_store,
+        )
+    )
     _check(domains)
     return domains
 
