@@ -14,11 +14,13 @@ from types import ModuleType
 from typing import Protocol
 
 from fastapi import APIRouter
+from strawberry.types.field import StrawberryField
 
 # What every REST request needs, before any domain's endpoint runs: the API key behind it, and
 # Idempotency-Key on writes. Imported here (they import no API module, so no cycle) for app/api.
 from app.apikeys import service as api_keys
 from app.idempotency import service as idempotency
+from app.timeline.sources import TimelineSource
 from app.worker.queue import JobHandler
 
 __all__ = ["Domain", "Runner", "all_domains", "api_keys", "idempotency"]
@@ -60,6 +62,11 @@ class Domain:
     graphql_query: type | None = None
     graphql_mutation: type | None = None
     graphql_types: list[type] = field(default_factory=list)
+    # Fields this domain adds to other domains' node types, as (type name, field) made with
+    # app.api.graphql.extend.type_field (e.g. ("Customer", <the customer's cases>)).
+    graphql_type_fields: list[tuple[str, StrawberryField]] = field(default_factory=list)
+    # What it puts on the customer timeline (app/timeline/sources.py).
+    timeline: list[TimelineSource] = field(default_factory=list)
 
 
 @cache
@@ -73,6 +80,8 @@ def all_domains() -> tuple[Domain, ...]:
     from app.feedback import domain as feedback
     from app.idempotency import domain as idempotency_store
     from app.interactions import domain as interactions
+    from app.reports import domain as reports
+    from app.timeline import domain as timeline
     from app.webhooks import domain as webhooks
 
     domains = tuple(
@@ -82,10 +91,12 @@ def all_domains() -> tuple[Domain, ...]:
             interactions,
             cases,
             feedback,
+            reports,
             events,
             webhooks,
             apikeys,
             idempotency_store,
+            timeline,
         )
     )
     _check(domains)

@@ -3,6 +3,7 @@
 Helpers are not here: build data with tests.fixtures.factories, call and check the API with
 tests.fixtures.api."""
 
+import os
 from collections.abc import AsyncIterator
 
 import httpx2 as httpx
@@ -16,6 +17,12 @@ from app.db import engine as db
 from app.main import create_app
 from tests.fixtures import database
 from tests.fixtures.factories import KeyFactory, bearer, create_api_key
+
+# No full collection and freeze at each app start (KEHU_GC_THRESHOLD=0), for every Settings a test
+# builds. That start-up step is for one long-lived server; run for each of the hundreds of apps a
+# test run builds, it scanned the whole, growing test process each time and made the suite several
+# times slower. tests/api/test_startup.py turns it on where it is the subject.
+os.environ.setdefault("KEHU_GC_THRESHOLD", "0")
 
 
 @pytest.fixture(scope="session")

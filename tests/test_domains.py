@@ -30,7 +30,8 @@ def test_the_worker_runs_every_domains_jobs_and_schedules() -> None:
 
 def test_metadata_holds_every_domains_tables() -> None:
     for domain in all_domains():
-        assert domain.models is not None, domain.name
+        if domain.models is None:  # a domain with no tables of its own (reports read others')
+            continue
         tables = {
             obj.__table__.name
             for obj in vars(domain.models).values()

@@ -131,7 +131,7 @@ def test_conditional_requests(op: Any) -> None:
 
 @pytest.mark.parametrize("op", OPERATIONS, ids=_id)
 def test_response_headers(op: Any) -> None:
-    method, path, operation, _ = op
+    method, path, operation, route = op
     status, success = _success(operation)
     for code, response in operation["responses"].items():
         assert response["headers"]["X-Request-ID"]["required"] is True, code
@@ -140,9 +140,10 @@ def test_response_headers(op: Any) -> None:
             assert all(response["headers"][h]["required"] for h in RATE_LIMIT)
     assert operation["responses"]["429"]["headers"]["Retry-After"]["required"] is True
     assert "Retry-After" in operation["responses"]["503"]["headers"]
-    assert "WWW-Authenticate" in operation["responses"]["401"]["headers"]
+    if route.requires_key:
+        assert "WWW-Authenticate" in operation["responses"]["401"]["headers"]
     etag = success["headers"].get("ETag")
-    if method in ("get", "post", "patch") and _versioned(operation):
+    if method in ("get", "post", "patch", "put") and _versioned(operation):
         assert etag is not None
         assert etag["required"] is True
         assert re.fullmatch(etag["schema"]["pattern"], '"v3"')
@@ -167,7 +168,7 @@ def test_only_the_errors_an_operation_can_answer(op: Any) -> None:
     takes_body = "requestBody" in operation
     parameters = operation.get("parameters", [])
     has_path_params = "{" in path
-    expected = set(ALWAYS)
+    expected = set(ALWAYS) if route.requires_key else ALWAYS - {"401", "403"}
     if has_path_params:
         expected.add("404")
     if takes_body:
@@ -178,8 +179,8 @@ def test_only_the_errors_an_operation_can_answer(op: Any) -> None:
         expected.add("409")
     if "If-Match" in _header_params(operation):
         expected.add("412")
-    # Endpoint-specific ones (problem_doc): 409 and 412 only.
-    assert statuses - expected <= {"409", "412"}, statuses - expected
+    # Endpoint-specific ones (problem_doc): 409, 410 and 412 only.
+    assert statuses - expected <= {"409", "410", "412"}, statuses - expected
     assert expected <= statuses, expected - statuses
     if any(p["name"] == "cursor" for p in parameters):
         assert "invalid_cursor" in operation["responses"]["400"]["description"]
@@ -191,8 +192,13 @@ def test_only_the_errors_an_operation_can_answer(op: Any) -> None:
 
 
 def test_every_operation_is_authenticated_and_no_fastapi_validation_schema_leaks() -> None:
-    for _, _, operation, _ in OPERATIONS:
-        assert operation["security"] == [{"ApiKey": []}]
+    for _, _, operation, route in OPERATIONS:
+        assert operation["security"] == ([{"ApiKey": []}] if route.requires_key else [])
+    # The only operations without an API key: a survey link's token is its credential.
+    assert {_id(op) for op in OPERATIONS if not op[3].requires_key} == {
+        "GET /v1/feedback/surveys/{token}",
+        "POST /v1/feedback/surveys/{token}",
+    }
     assert "HTTPValidationError" not in document()["components"]["schemas"]
 
 

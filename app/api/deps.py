@@ -13,6 +13,7 @@ and a JSON body Python cannot read (invalid UTF-8, nested past the parser's recu
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -112,6 +113,11 @@ def reset_rate_limiter(
 
 def _client_address(request: Request) -> str:
     return "auth-failures:" + (request.client.host if request.client else "unknown")
+
+
+def _public_address(request: Request) -> str:
+    """The rate-limit key of a request without an API key: its client address."""
+    return "public:" + (request.client.host if request.client else "unknown")
 
 
 async def authenticate(request: Request) -> Caller:
@@ -248,27 +254,48 @@ def _not_modified(request: Request, response: Response) -> Response | None:
     return Response(status_code=304, headers={"ETag": current})
 
 
+# The callers of routes that take no API key share no key id: each path is its own (a survey
+# link's token is in its path), so Idempotency-Key is scoped to it.
+_PUBLIC_NAMESPACE = uuid.UUID("0193a1c0-7e57-7b1c-9d2e-5a6b7c8d9e0f")
+
+
+def public_caller(request: Request) -> Caller:
+    """Who calls a route that needs no API key (its path holds its own credential): no scopes, and
+    a key id of its own path."""
+    return Caller(
+        key_id=uuid.uuid5(_PUBLIC_NAMESPACE, request.url.path), name="public", scopes=frozenset()
+    )
+
+
 class KehuRoute(APIRoute):
     # Whether a POST's response may be stored for Idempotency-Key replays; off for routes whose
     # responses must never be stored (a new API key's secret).
     stores_responses = True
+    # Whether the route needs an API key; off for the few whose path carries its own credential
+    # (a survey link). Those are rate-limited per client address.
+    requires_key = True
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
         # What the pipeline does for this route, in the OpenAPI document (app/api/openapi.py).
-        document_route(self, stores_responses=self.stores_responses)
+        document_route(self, stores_responses=self.stores_responses, requires_key=self.requires_key)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = lean_handler(self, request_scope, super().get_route_handler())
         allowed_query = query_names(self.dependant)  # once per route, not per request
         takes_json = self.body_field is not None
+        requires_key = self.requires_key
 
         async def route_handler(request: Request) -> Response:
             # No /v1 operation takes cookies (keys come in Authorization), but FastAPI parses the
             # Cookie header for every dependency it solves; an empty jar up front skips that.
             request._cookies = {}
-            caller = await authenticate(request)
-            limit_headers = await rate_limiter().hit(str(caller.key_id))
+            if requires_key:
+                caller = await authenticate(request)
+                limit_headers = await rate_limiter().hit(str(caller.key_id))
+            else:
+                caller = public_caller(request)
+                limit_headers = await rate_limiter().hit(_public_address(request))
             request.state.caller = caller
             if request.scope["query_string"]:
                 _check_query(request, allowed_query)

@@ -66,6 +66,15 @@ def _route_template(scope: Scope) -> str:
     return path
 
 
+def _logged_path(scope: Scope) -> str:
+    """The path as logs show it: a key-less route's path is its credential (a survey link's
+    token), so those log their template instead."""
+    if getattr(scope.get("route"), "requires_key", True) is False:
+        return _route_template(scope)
+    path: str = scope.get("path", "")
+    return path
+
+
 class RequestContextMiddleware:
     """Gives every request an id (or keeps a sane incoming X-Request-ID), binds it to the logs,
     returns it as X-Request-ID, logs one access line, and refuses bodies over 1 MiB with 413.
@@ -132,7 +141,10 @@ class RequestContextMiddleware:
         except Exception as exc:
             status_holder["status"] = 500
             errors_log.error(
-                "unhandled_exception", exc_info=exc, method=scope.get("method"), path=scope["path"]
+                "unhandled_exception",
+                exc_info=exc,
+                method=scope.get("method"),
+                path=_logged_path(app_scope),
             )
             if not status_holder["started"]:
                 await _send_problem(
@@ -157,7 +169,7 @@ class RequestContextMiddleware:
         log.info(
             "request",
             method=method,
-            path=path,
+            path=_logged_path(scope),
             status=status,
             duration_ms=round(elapsed * 1000, 2),
         )

@@ -26,7 +26,9 @@ Error statuses: only those the operation can answer, each a ``Problem`` in
     (``unknown_parameter``); plus ``invalid_cursor`` where the route takes ``cursor``, and
     ``invalid_idempotency_key`` / ``idempotency_not_supported`` on POST.
   - 401 (authentication), 403 (every operation's service requires a scope), 429 (per-key rate limit,
-    failed-key throttle) and 503 (database unavailable or not migrated) on every /v1 operation.
+    failed-key throttle) and 503 (database unavailable or not migrated) on every /v1 operation;
+    an operation that takes no API key (``KehuRoute.requires_key`` off: a survey link, whose token
+    is the credential) has ``security: []``, no 401 or 403, and a 429 per client address.
   - 404 when the path has a parameter (the addressed resource may not exist).
   - 409 on a POST that takes Idempotency-Key (``idempotency_key_in_use``); 412 where the route takes
     If-Match (``invalid_if_match``, ``version_mismatch``). Any other 409/412 only where the endpoint
@@ -162,9 +164,10 @@ def _codes(*reasons: str) -> str:
     return "; ".join(reasons) + "."
 
 
-def document_route(route: APIRoute, *, stores_responses: bool) -> None:
+def document_route(route: APIRoute, *, stores_responses: bool, requires_key: bool = True) -> None:
     """Document the pipeline's headers and the error statuses ``route`` can answer (see the module
-    docstring for the rules). Idempotent: safe to run again on the same route."""
+    docstring for the rules). Idempotent: safe to run again on the same route. A route that takes
+    no API key (``requires_key`` off) has an empty ``security`` and no 401 or 403."""
     methods = route.methods or set()
     query = _names(route.dependant, "query_params")
     headers = {name.lower() for name in _names(route.dependant, "header_params")}
@@ -189,6 +192,8 @@ def document_route(route: APIRoute, *, stores_responses: bool) -> None:
         parameters.append(IF_MATCH_PARAMETER)
     if conditional_get:
         parameters.append(IF_NONE_MATCH_PARAMETER)
+    if not requires_key:
+        route.openapi_extra = {**(route.openapi_extra or {}), "security": []}
     if parameters:
         extra = dict(route.openapi_extra or {})
         present = {p.get("name") for p in extra.get("parameters", [])}
@@ -284,6 +289,15 @@ def document_route(route: APIRoute, *, stores_responses: bool) -> None:
     if unprocessable:
         problems[422] = (_codes(*unprocessable), {})
 
+    if not requires_key:
+        del problems[401], problems[403]
+        problems[429] = (
+            _codes(
+                "`rate_limited`: over the rate limit of this client address; retry after "
+                "`Retry-After` seconds"
+            ),
+            problems[429][1],
+        )
     for status, (description, problem_headers) in problems.items():
         declared = _declared(route, status)
         if declared is None:
@@ -371,7 +385,8 @@ def finish(schema: dict[str, Any], routes: Iterable[BaseRoute] = ()) -> None:
     for path, operations in paths.items():
         for method, operation in operations.items():
             if path.startswith("/v1/"):
-                operation["security"] = [{"ApiKey": []}]
+                # An empty list (set by ``document_route``): the operation takes no API key.
+                operation.setdefault("security", [{"ApiKey": []}])
             for status, response in operation.get("responses", {}).items():
                 content = response.get("content", {})
                 ref = content.get("application/json", {}).get("schema", {}).get("$ref")

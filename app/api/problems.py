@@ -99,9 +99,10 @@ def problem_response(
     request_id: str | None,
     errors: Sequence[Mapping[str, str]] = (),
     headers: Mapping[str, str] | None = None,
+    extensions: Mapping[str, Any] | None = None,
 ) -> JSONResponse:
     return ProblemResponse(
-        problem_body(status, code, detail, request_id, errors),
+        problem_body(status, code, detail, request_id, errors, extensions=extensions),
         status_code=status,
         headers=dict(headers or {}),
     )
@@ -114,7 +115,13 @@ def _request_id(request: Request) -> str | None:
 async def _kehu_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, KehuError)
     return problem_response(
-        exc.status, exc.code, exc.detail, _request_id(request), exc.errors, exc.headers
+        exc.status,
+        exc.code,
+        exc.detail,
+        _request_id(request),
+        exc.errors,
+        exc.headers,
+        exc.extensions,
     )
 
 

@@ -25,7 +25,9 @@ class Case(TimestampMixin, Base):
 
     The SLA clock runs in business time (the priority's policy) and stops while the case waits for
     the customer: ``sla_consumed_seconds`` is the business time used up to ``sla_clock_started_at``
-    (NULL while paused). A deadline is NULL while the clock is paused or once it is met.
+    (NULL while paused or stopped). A deadline not yet met is NULL while the clock is paused; a met
+    one stays as it was (the breach job and the reports compare it with when it was met). The
+    rules are in app/cases/sla.py and docs/cases.md.
     """
 
     __tablename__ = "cases"

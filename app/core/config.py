@@ -111,6 +111,20 @@ class Settings(BaseSettings):
         description="Where `kehu serve` writes the first admin key (default: `data_dir`/"
         "bootstrap-key, readable by the owner only).",
     )
+    survey_ttl_days: int = Field(
+        default=14,
+        ge=1,
+        le=365,
+        description="How long a survey link (a resolved case's CSAT survey token) can be answered, "
+        "in days from when it is issued; after that it answers 410 `survey_expired`.",
+    )
+    case_reopen_window_days: int = Field(
+        default=30,
+        ge=0,
+        le=3650,
+        description="How long after it was resolved (or closed) a case can still be reopened, in "
+        "days; later a reopen answers 409 `reopen_window_expired` (open a new case instead).",
+    )
 
     @field_validator("cors_origins", "webhook_allow_nets", mode="before")
     @classmethod

@@ -30,6 +30,7 @@ class KehuError(Exception):
         code: str | None = None,
         errors: Sequence[Mapping[str, str]] | None = None,
         headers: Mapping[str, str] | None = None,
+        extensions: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
@@ -37,6 +38,10 @@ class KehuError(Exception):
             self.code = code
         self.errors = list(errors or [])
         self.headers = dict(headers or {})
+        # Extension members of the problem (RFC 9457, 3.2), e.g. the allowed targets of an
+        # illegal case transition; in GraphQL errors' ``extensions`` too. Never named like a
+        # standard member.
+        self.extensions = dict(extensions or {})
 
 
 class BadRequest(KehuError):
@@ -98,6 +103,7 @@ def problem_body(
     request_id: str | None,
     errors: Sequence[Mapping[str, str]] = (),
     title: str | None = None,
+    extensions: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": f"urn:kehu:problem:{code}",
@@ -109,6 +115,8 @@ def problem_body(
     }
     if errors:
         body["errors"] = [dict(e) for e in errors]
+    for name, value in (extensions or {}).items():
+        body.setdefault(name, value)
     return body
 
 

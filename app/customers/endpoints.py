@@ -19,6 +19,8 @@ from app.customers.schemas import (
     CustomerSort,
     CustomerUpdate,
 )
+from app.timeline import service as timeline
+from app.timeline.schemas import TimelineEntry
 
 router = resource_router("/customers", "customers")
 
@@ -103,3 +105,34 @@ async def delete_customer(
 ) -> Response:
     await service.delete_customer(scope.conn, scope.caller, customer_id, expected_version(if_match))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/{customer_id}/timeline",
+    summary="A customer's timeline",
+    description="Everything that happened to the customer, newest first: interactions, cases "
+    "(`case` when opened, `case_transition` for each status change) and feedback; other "
+    "domains add their entries as they land. One cursor runs across kinds, so new entries "
+    "arriving while a client pages never shift or repeat the pages it has not read yet. "
+    "Entries of kinds the key may not read (`interactions:read`, `cases:read`) are left out; "
+    "asking for such a kind in `kinds` is a 403.",
+    response_model=PageOut[TimelineEntry],
+)
+async def get_customer_timeline(
+    customer_id: uuid.UUID,
+    scope: ScopeDep,
+    kinds: Annotated[
+        list[str] | None,
+        Query(
+            description="Only these kinds, repeated or comma-separated "
+            "(`interaction`, `case`, `case_transition`, `feedback`).",
+            max_length=20,
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=2000)] = None,
+) -> Response:
+    page = await timeline.customer_timeline(
+        scope.conn, scope.caller, customer_id, kinds=kinds, limit=limit, cursor=cursor
+    )
+    return page_response(page)

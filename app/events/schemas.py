@@ -79,6 +79,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "interaction.updated",
     "follow_up.due",
     "case.opened",
+    "case.updated",
     "case.status_changed",
     "case.sla_breached",
     "case.resolved",

@@ -44,7 +44,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("priority", name=op.f("pk_sla_policies")),
     )
     # Default targets around the clock; operators set business hours per priority
-    # (PUT /v1/cases/sla-policies/{priority}).
+    # (PUT /v1/sla-policies/{priority}).
     op.execute(
         "INSERT INTO sla_policies (priority, first_response_minutes, resolution_minutes) VALUES "
         "('urgent', 60, 480), ('high', 240, 1440), ('normal', 480, 4320), ('low', 1440, 10080)"

@@ -61,3 +61,18 @@ async def test_unmigrated_database_answers_migrations_pending(empty_database: st
         _assert_not_ready(await client.get("/v1/customers"), "migrations_pending")
         created = await client.post("/v1/customers", json={"first_name": "Early"})
         _assert_not_ready(created, "migrations_pending")
+
+
+async def test_a_server_start_freezes_the_heap_and_raises_the_gc_threshold(
+    database_url: str,
+) -> None:
+    """What KEHU_GC_THRESHOLD does for a serving process (off for the rest of the tests)."""
+    import gc
+
+    before = gc.get_threshold()
+    app = create_app(Settings(database_url=database_url, gc_threshold=20_000))
+    async with LifespanManager(app):
+        assert gc.get_threshold()[0] == 20_000
+        assert gc.get_freeze_count() > 0
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0

@@ -3,15 +3,11 @@
 The transport itself (limits, masking, caches) is tested in tests/api/test_graphql.py."""
 
 import base64
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx2 as httpx
-from sqlalchemy import event
 
-from app.db.engine import engines
-from tests.fixtures.api import error_codes, gql
+from tests.fixtures.api import count_statements, error_codes, gql
 from tests.fixtures.factories import PHONE, KeyFactory, bearer, create_customer, customer_input
 
 CUSTOMER_FIELDS = """
@@ -307,23 +303,6 @@ async def test_pii_is_redacted_without_pii_read(
         headers=bearer(pii),
     )
     assert seen["data"]["customer"] == {"email": created["email"], "birthDate": "1990-05-01"}
-
-
-@contextmanager
-def count_statements() -> Iterator[list[str]]:
-    statements: list[str] = []
-    sync_engines = [engine.sync_engine for engine in engines()]
-
-    def before_cursor_execute(*args: Any) -> None:
-        statements.append(args[2])
-
-    for sync_engine in sync_engines:
-        event.listen(sync_engine, "before_cursor_execute", before_cursor_execute)
-    try:
-        yield statements
-    finally:
-        for sync_engine in sync_engines:
-            event.remove(sync_engine, "before_cursor_execute", before_cursor_execute)
 
 
 async def test_constant_number_of_statements(client: httpx.AsyncClient) -> None:

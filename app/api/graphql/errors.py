@@ -56,7 +56,7 @@ def _graphql_field(field: str) -> str:
 
 
 def _extensions(exc: KehuError) -> dict[str, Any]:
-    extensions: dict[str, Any] = {"code": exc.code, "status": exc.status}
+    extensions: dict[str, Any] = {**exc.extensions, "code": exc.code, "status": exc.status}
     if exc.errors:
         extensions["errors"] = [
             {**e, "field": _graphql_field(str(e.get("field", "")))} for e in exc.errors

@@ -25,6 +25,7 @@ from strawberry.types import ExecutionContext
 from app.api.graphql.context import Context, GraphQLInfo, get_context
 from app.api.graphql.errors import KehuErrors, code_own_errors, log_errors
 from app.api.graphql.executor import GraphQLExecutor
+from app.api.graphql.extend import extend_types
 from app.api.graphql.ids import decode_global_id
 from app.api.graphql.pydantic_types import node_types
 from app.api.graphql.transport import KehuGraphQLRouter, post_endpoint
@@ -75,6 +76,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         ValidationCache,
     ]
     domains = all_domains()
+    extend_types(extension for d in domains for extension in d.graphql_type_fields)
     queries = [NodeQuery, *(d.graphql_query for d in domains if d.graphql_query)]
     mutations = [d.graphql_mutation for d in domains if d.graphql_mutation]
     types = [*node_types.values(), *(t for d in domains for t in d.graphql_types)]

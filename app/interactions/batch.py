@@ -1,0 +1,77 @@
+"""Batch logging: up to 1,000 interactions in one transaction, each item checked and reported on its
+own (and in its own savepoint), so one bad item never sinks the others."""
+
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+
+from app.core.auth import Caller
+from app.core.errors import Conflict, KehuError, problem_body
+from app.core.errors import validation_errors as to_field_errors
+from app.db import Connection
+from app.interactions import service
+from app.interactions.schemas import (
+    InteractionBatch,
+    InteractionBatchItemResult,
+    InteractionBatchResult,
+    InteractionCreate,
+)
+
+
+def _item_error(index: int, exc: KehuError | ValidationError) -> InteractionBatchItemResult:
+    if isinstance(exc, ValidationError):
+        body = problem_body(
+            422,
+            "validation_failed",
+            "The item is not valid; see errors[].",
+            None,
+            to_field_errors(exc.errors()),
+        )
+    else:
+        # An item is a body of its own: its fields are named without the "body." of a request.
+        errors = [{**e, "field": e["field"].removeprefix("body.")} for e in exc.errors]
+        body = problem_body(exc.status, exc.code, exc.detail, None, errors)
+    body.pop("request_id", None)
+    return InteractionBatchItemResult(index=index, status="error", error=body)
+
+
+async def log_batch(
+    conn: Connection, caller: Caller, batch: InteractionBatch
+) -> InteractionBatchResult:
+    """Log up to 1,000 interactions in the caller's transaction; one result per item, in order.
+
+    An item whose (source, external_id) is stored already (or came earlier in this batch) for the
+    same customer is ``existing``; for another customer it is an ``external_id_conflict`` error."""
+    caller.require("interactions:write")
+    results: list[InteractionBatchItemResult] = []
+    for index, raw in enumerate(batch.items):
+        try:
+            item = InteractionCreate.model_validate(raw)
+        except ValidationError as exc:
+            results.append(_item_error(index, exc))
+            continue
+        try:
+            async with conn.begin_nested():
+                interaction, created = await service.log_interaction(
+                    conn, caller, item, only_write=False
+                )
+        except KehuError as exc:
+            results.append(_item_error(index, exc))
+            continue
+        except IntegrityError:
+            results.append(
+                _item_error(
+                    index, Conflict("The item conflicts with a concurrent write; retry it.")
+                )
+            )
+            continue
+        results.append(
+            InteractionBatchItemResult(
+                index=index, status="created" if created else "existing", id=interaction.id
+            )
+        )
+    return InteractionBatchResult(
+        results=results,
+        created=sum(1 for r in results if r.status == "created"),
+        existing=sum(1 for r in results if r.status == "existing"),
+        errors=sum(1 for r in results if r.status == "error"),
+    )
