@@ -320,22 +320,26 @@ async def mark_sla_breaches(conn: Connection) -> int:
     """Flag every deadline missed (unmet past due, or met late) and not flagged yet, with one
     ``case.sla_breached`` event each, in the caller's transaction; how many were flagged."""
     now = clock.now()
-    flagged = 0
-    for kind in ("first_response", "resolution"):
-        for case in await repository.mark_breaches(conn, kind, now):
-            due = case.first_response_due_at if kind == "first_response" else case.resolution_due_at
-            await events.record(
-                conn,
-                "case.sla_breached",
-                customer_id=case.customer_id,
-                data={
-                    **snapshot(case),
-                    "sla": kind,
-                    "due_at": due.isoformat() if due is not None else None,
-                },
-            )
-            flagged += 1
-    return flagged
+    breaches = [
+        (case, kind)
+        for kind in ("first_response", "resolution")
+        for case in await repository.mark_breaches(conn, kind, now)
+    ]
+    # The events in customer order: each locks its customer's sequence row, and concurrent runs
+    # taking those locks in different orders can deadlock.
+    for case, kind in sorted(breaches, key=lambda b: (b[0].customer_id, b[0].id, b[1])):
+        due = case.first_response_due_at if kind == "first_response" else case.resolution_due_at
+        await events.record(
+            conn,
+            "case.sla_breached",
+            customer_id=case.customer_id,
+            data={
+                **snapshot(case),
+                "sla": kind,
+                "due_at": due.isoformat() if due is not None else None,
+            },
+        )
+    return len(breaches)
 
 
 # ------------------------------------------------------------------------------------ SLA policies

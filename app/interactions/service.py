@@ -335,7 +335,9 @@ async def announce_due_follow_ups(
     announced yet, in the caller's transaction; how many. Concurrent runs never announce one
     follow-up twice (each is claimed by one conditional UPDATE)."""
     claimed = await repository.claim_due_follow_ups(conn, now, limit)
-    for follow_up in claimed:
+    # In customer order: each event locks its customer's sequence row, and two runs taking those
+    # locks in different orders deadlocked (seen with four concurrent runs).
+    for follow_up in sorted(claimed, key=lambda f: (f.customer_id, f.id)):
         await events.record(
             conn, "follow_up.due", customer_id=follow_up.customer_id, data=snapshot(follow_up)
         )
