@@ -42,36 +42,38 @@ async def log_batch(
     An item whose (source, external_id) is stored already (or came earlier in this batch) for the
     same customer is ``existing``; for another customer it is an ``external_id_conflict`` error."""
     caller.require("interactions:write")
-    results: list[InteractionBatchItemResult] = []
+    results: dict[int, InteractionBatchItemResult] = {}
+    valid: list[tuple[int, InteractionCreate]] = []
     for index, raw in enumerate(batch.items):
         try:
-            item = InteractionCreate.model_validate(raw)
+            valid.append((index, InteractionCreate.model_validate(raw)))
         except ValidationError as exc:
-            results.append(_item_error(index, exc))
-            continue
+            results[index] = _item_error(index, exc)
+    # Written in customer order (request order within a customer): each item's event locks its
+    # customer's sequence row, and two batches taking those locks in different orders would
+    # deadlock. So a pair sent for two customers in one batch is created for the first customer
+    # in id order, not in request order.
+    for index, item in sorted(valid, key=lambda entry: (entry[1].customer_id, entry[0])):
         try:
             async with conn.begin_nested():
                 interaction, created = await service.log_interaction(
                     conn, caller, item, only_write=False
                 )
         except KehuError as exc:
-            results.append(_item_error(index, exc))
+            results[index] = _item_error(index, exc)
             continue
         except IntegrityError:
-            results.append(
-                _item_error(
-                    index, Conflict("The item conflicts with a concurrent write; retry it.")
-                )
+            results[index] = _item_error(
+                index, Conflict("The item conflicts with a concurrent write; retry it.")
             )
             continue
-        results.append(
-            InteractionBatchItemResult(
-                index=index, status="created" if created else "existing", id=interaction.id
-            )
+        results[index] = InteractionBatchItemResult(
+            index=index, status="created" if created else "existing", id=interaction.id
         )
+    ordered = [results[index] for index in range(len(batch.items))]
     return InteractionBatchResult(
-        results=results,
-        created=sum(1 for r in results if r.status == "created"),
-        existing=sum(1 for r in results if r.status == "existing"),
-        errors=sum(1 for r in results if r.status == "error"),
+        results=ordered,
+        created=sum(1 for r in ordered if r.status == "created"),
+        existing=sum(1 for r in ordered if r.status == "existing"),
+        errors=sum(1 for r in ordered if r.status == "error"),
     )

@@ -96,3 +96,30 @@ async def test_batch_limits(client: httpx.AsyncClient) -> None:
         await client.post("/v1/interactions/batch", json={"items": []}), 422, "validation_failed"
     )
     assert await events_of("interaction.logged") == []
+
+
+async def test_concurrent_batches_over_the_same_customers_never_deadlock(
+    client: httpx.AsyncClient,
+) -> None:
+    """Each item's event locks its customer's sequence row: batches naming the same customers in
+    opposite orders must still all succeed (they are written in customer order)."""
+    import asyncio
+
+    customers = [(await create_customer(client))["id"] for _ in range(6)]
+
+    def batch(order: list[str]) -> dict[str, object]:
+        return {"items": [interaction_body(cid) for _ in range(3) for cid in order]}
+
+    bodies = [batch(customers if n % 2 else customers[::-1]) for n in range(6)]
+    responses = await asyncio.gather(
+        *(client.post("/v1/interactions/batch", json=body) for body in bodies)
+    )
+    assert [r.status_code for r in responses] == [200] * len(bodies), [
+        r.text[:200] for r in responses if r.status_code != 200
+    ]
+    assert [r.json()["created"] for r in responses] == [18] * 6
+    for customer_id in customers:
+        sequences = [e.sequence for e in await events_of("interaction.logged", customer_id)]
+        # after the customer's own customer.created (1): no gap, no repeat
+        assert sorted(sequences) == list(range(2, len(sequences) + 2))
+        assert len(sequences) == 18
