@@ -45,6 +45,7 @@ from bench.run import (  # noqa: E402
     http,
     kehu_ids,
     lua_post,
+    migrate_and_mint_key,
     recreate_db,
     rows,
     run_wrk,
@@ -133,24 +134,7 @@ def main() -> int:
     try:
         for srv in servers.values():
             asyncio.run(recreate_db(args.pg, srv.database))
-        subprocess.run(
-            [kehu_bin, "migrate"],
-            env=env,
-            cwd=tmp,
-            check=True,
-            timeout=180,
-            stdout=subprocess.DEVNULL,
-        )
-        created = subprocess.run(
-            [kehu_bin, "keys", "create", "--scope", "admin", "--name", "bench"],
-            env=env,
-            cwd=tmp,
-            check=True,
-            timeout=60,
-            capture_output=True,
-            text=True,
-        )
-        key = created.stdout.strip().splitlines()[-1].strip()
+        key = migrate_and_mint_key(kehu_bin, env, tmp)
         seeded = subprocess.run(
             [kehu_bin, "seed", "--demo", "--count", str(args.customers)],
             env=env,

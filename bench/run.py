@@ -190,6 +190,23 @@ def stop(proc: subprocess.Popen[bytes] | None) -> None:
         proc.wait(timeout=5)
 
 
+def migrate_and_mint_key(kehu_bin: str, env: dict[str, str], cwd: Path | None = None) -> str:
+    """`kehu migrate`, then `kehu keys create --scope admin` on env's KEHU_DATABASE_URL; the key."""
+    subprocess.run(
+        [kehu_bin, "migrate"], env=env, cwd=cwd, check=True, timeout=180, capture_output=True
+    )
+    created = subprocess.run(
+        [kehu_bin, "keys", "create", "--scope", "admin", "--name", "bench"],
+        env=env,
+        cwd=cwd,
+        check=True,
+        timeout=60,
+        capture_output=True,
+        text=True,
+    )
+    return created.stdout.strip().splitlines()[-1].strip()
+
+
 async def _admin(pg: str, *statements: str) -> None:
     conn = await asyncpg.connect(f"{pg}/postgres", timeout=DB_TIMEOUT, command_timeout=DB_TIMEOUT)
     try:
@@ -701,24 +718,7 @@ def main() -> int:
         print(f"· databases {', '.join(srv.database for srv in servers.values())}", flush=True)
         for srv in servers.values():
             asyncio.run(recreate_db(args.pg, srv.database))
-        subprocess.run(
-            [kehu_bin, "migrate"],
-            env=env,
-            cwd=tmp,
-            check=True,
-            timeout=180,
-            stdout=subprocess.DEVNULL,
-        )
-        created = subprocess.run(
-            [kehu_bin, "keys", "create", "--scope", "admin", "--name", "bench"],
-            env=env,
-            cwd=tmp,
-            check=True,
-            timeout=60,
-            capture_output=True,
-            text=True,
-        )
-        key = created.stdout.strip().splitlines()[-1].strip()
+        key = migrate_and_mint_key(kehu_bin, env, tmp)
         seeded = subprocess.run(
             [kehu_bin, "seed", "--demo", "--count", str(args.customers)],
             env=env,

@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.core.ids import new_id  # noqa: E402
 from bench.event_latency import create_database, drop_database, percentile  # noqa: E402
-from bench.run import free_port, stop, wait_ready  # noqa: E402
+from bench.run import free_port, migrate_and_mint_key, stop, wait_ready  # noqa: E402
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 TWO_YEARS = 2 * 365 * 24 * 3600
@@ -201,16 +201,7 @@ def main() -> int:
     }
     server: subprocess.Popen[bytes] | None = None
     try:
-        subprocess.run([kehu_bin, "migrate"], env=env, check=True, timeout=180, capture_output=True)
-        created = subprocess.run(
-            [kehu_bin, "keys", "create", "--scope", "admin", "--name", "bench"],
-            env=env,
-            check=True,
-            timeout=60,
-            capture_output=True,
-            text=True,
-        )
-        key = created.stdout.strip().splitlines()[-1].strip()
+        key = migrate_and_mint_key(kehu_bin, env)
         customer_id = asyncio.run(seed(url, args.entries, args.others))
         server = subprocess.Popen(
             [kehu_bin, "serve", "--host", "127.0.0.1", "--port", str(port)],
