@@ -73,6 +73,7 @@ class Domain:
 def all_domains() -> tuple[Domain, ...]:
     """Every domain, in the order their tags appear in the OpenAPI document. Imported on first use:
     the domain modules import the API layer, which imports this module."""
+    from app.analytics import domain as analytics
     from app.apikeys import domain as apikeys
     from app.cases import domain as cases
     from app.customers import domain as customers
@@ -80,6 +81,8 @@ def all_domains() -> tuple[Domain, ...]:
     from app.feedback import domain as feedback
     from app.idempotency import domain as idempotency_store
     from app.interactions import domain as interactions
+    from app.orders import domain as orders
+    from app.recommendations import domain as recommendations
     from app.reports import domain as reports
     from app.timeline import domain as timeline
     from app.webhooks import domain as webhooks
@@ -91,6 +94,9 @@ def all_domains() -> tuple[Domain, ...]:
             interactions,
             cases,
             feedback,
+            orders,
+            analytics,
+            recommendations,
             reports,
             events,
             webhooks,

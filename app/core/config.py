@@ -126,6 +126,79 @@ class Settings(BaseSettings):
         "days; later a reopen answers 409 `reopen_window_expired` (open a new case instead).",
     )
 
+    currency: str = Field(
+        default="CNY",
+        pattern=r"^[A-Z]{3}$",
+        description="The one currency of orders and of every figure analytics computes (ISO 4217). "
+        "An order in another currency answers 422 `currency_not_supported`: revenue is never "
+        "summed across currencies.",
+    )
+    analytics_refresh_cron: str = Field(
+        default="15 2 * * *",
+        description="When the scheduled full analytics refresh runs (cron, UTC).",
+    )
+    rfm_window_days: int = Field(
+        default=365,
+        ge=1,
+        le=3650,
+        description="RFM scores rank the customers with an order in this many days before the "
+        "refresh's as_of date, over their orders in that window.",
+    )
+    value_tier_shares: str = Field(
+        default="0.80,0.15,0.05",
+        pattern=r"^0?\.\d+,0?\.\d+,0?\.\d+$",
+        description="Value tiers A, B, C as shares of net revenue: customers ranked by revenue "
+        "take tier A while the revenue ranked above them is under the first share, B under the "
+        "first two, C after (the three add up to 1).",
+    )
+    lifecycle_new_days: int = Field(
+        default=90,
+        ge=1,
+        description="A customer whose first order is at most this many days old is `new`.",
+    )
+    lifecycle_at_risk_days: int = Field(
+        default=180,
+        ge=1,
+        description="A customer whose last order is more than this many days old is `at_risk`.",
+    )
+    lifecycle_churned_days: int = Field(
+        default=365,
+        ge=1,
+        description="A customer whose last order is more than this many days old is `churned`; a "
+        "customer whose latest order came after a gap this long is `reactivated`.",
+    )
+    model_time_unit_days: int = Field(
+        default=7,
+        ge=1,
+        le=31,
+        description="The time unit of the BG/NBD model, in days (7: weeks, as Fader, Hardie & "
+        "Lee fit CDNOW).",
+    )
+    model_sample_size: int = Field(
+        default=200_000,
+        ge=100,
+        description="Customers sampled (at random) to fit the predictive models on; predictions "
+        "then cover every customer.",
+    )
+    model_holdout_days: int = Field(
+        default=0,
+        ge=0,
+        description="When above 0, the models are also fitted on the history up to this many days "
+        "before as_of and their predicted repeat purchases compared with the actual ones in those "
+        "days (the holdout check of GET /v1/analytics/models).",
+    )
+    clv_monthly_discount_rate: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="Monthly discount rate of the 12-month customer lifetime value.",
+    )
+    recommendations_min_pair_orders: int = Field(
+        default=2,
+        ge=1,
+        description="Two items count as bought together once they share at least this many orders.",
+    )
+
     @field_validator("cors_origins", "webhook_allow_nets", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:

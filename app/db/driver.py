@@ -81,6 +81,14 @@ class DriverStatement:
         except Exception as error:
             await _raise_as_sqlalchemy(conn, adapter, self.sql, error)
 
+    async def fetch(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
+        """Every row (``asyncpg.Record``s), in ``conn``'s transaction; errors as ``fetchrow``."""
+        adapter = await _adapter(conn)
+        try:
+            return list(await adapter._connection.fetch(self.sql, *self.arguments(params)))
+        except Exception as error:
+            await _raise_as_sqlalchemy(conn, adapter, self.sql, error)
+
 
 async def _adapter(conn: Connection, *, only_write: bool = False) -> Any:
     """SQLAlchemy's asyncpg adapter under ``conn``, in ``conn``'s transaction (begun now if it has

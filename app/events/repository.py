@@ -1,15 +1,17 @@
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
+from pydantic_core import to_json
 from sqlalchemy import Table, bindparam, delete, insert, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import DateTime, String
 from sqlalchemy.types import Uuid as UuidType
 
 from app.db import Connection
+from app.db.driver import DriverStatement
 from app.events.models import Event
 from app.events.schemas import EventOut
 
@@ -61,6 +63,55 @@ def customer_event_ctes(source: str, first_param: int) -> str:
                {occurred_at}::timestamptz, {data}::jsonb
         FROM event_sequence
     )"""
+
+
+# Many customer events in one statement: each customer's sequence row is taken once, in customer
+# order (so two such statements never wait on each other in a cycle), moved on by its number of
+# events, and its events numbered in the order given. $1..$5: arrays of id, type, customer_id,
+# occurred_at and data (JSON text), one element per event.
+_APPEND_CUSTOMER_EVENTS = """
+WITH given AS (
+    SELECT g.id, g.type, g.customer_id, g.occurred_at, g.data::jsonb AS data, g.n
+    FROM unnest($1::uuid[], $2::varchar[], $3::uuid[], $4::timestamptz[], $5::text[])
+         WITH ORDINALITY AS g(id, type, customer_id, occurred_at, data, n)
+),
+taken AS (
+    INSERT INTO customer_event_sequences AS s (customer_id, last_sequence)
+    SELECT customer_id, count(*) FROM given GROUP BY customer_id ORDER BY customer_id
+    ON CONFLICT (customer_id) DO UPDATE SET last_sequence = s.last_sequence + excluded.last_sequence
+    RETURNING customer_id, last_sequence
+)
+INSERT INTO events (id, type, customer_id, sequence, occurred_at, data)
+SELECT g.id, g.type, g.customer_id,
+       t.last_sequence - count(*) OVER w + row_number() OVER (w ORDER BY g.n),
+       g.occurred_at, g.data
+FROM given AS g JOIN taken AS t USING (customer_id)
+WINDOW w AS (PARTITION BY g.customer_id)
+"""
+_APPEND_CUSTOMER_EVENTS_ON_DRIVER = DriverStatement(
+    _APPEND_CUSTOMER_EVENTS, ["ids", "types", "customer_ids", "occurred_at", "data"]
+)
+
+
+async def append_customer_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Append many customer events in the caller's transaction, in one statement; returns how many.
+
+    Each row names ``event_id``, ``event_type``, ``customer_id``, ``event_occurred_at`` and
+    ``event_data`` (what ``events.service.customer_event`` returns, plus the customer). A
+    customer's events get consecutive sequence numbers in the order given."""
+    if not rows:
+        return 0
+    await _APPEND_CUSTOMER_EVENTS_ON_DRIVER.fetch(
+        conn,
+        {
+            "ids": [row["event_id"] for row in rows],
+            "types": [row["event_type"] for row in rows],
+            "customer_ids": [row["customer_id"] for row in rows],
+            "occurred_at": [row["event_occurred_at"] for row in rows],
+            "data": [to_json(row["event_data"]).decode() for row in rows],
+        },
+    )
+    return len(rows)
 
 
 async def append(

@@ -33,6 +33,12 @@ class Interaction(TimestampMixin, Base):
             ["cases.customer_id", "cases.id"],
             ondelete="SET NULL (case_id)",
         ),
+        # The order it is about, one of the same customer's; unlinked when the order goes.
+        ForeignKeyConstraint(
+            ["customer_id", "order_id"],
+            ["orders.customer_id", "orders.id"],
+            ondelete="SET NULL (order_id)",
+        ),
         Index("ix_interactions_id", "id"),
         # (source, external_id) is the partner's identity of an interaction: the same pair is
         # the same interaction, whoever sends it again.
@@ -85,7 +91,6 @@ class Interaction(TimestampMixin, Base):
     # When follow_up.due was emitted for this follow-up (once).
     due_announced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     case_id: Mapped[uuid.UUID | None] = mapped_column()
-    # The order it is about; a foreign key once orders exist.
     order_id: Mapped[uuid.UUID | None] = mapped_column()
     source: Mapped[str | None] = mapped_column(String(100))
     external_id: Mapped[str | None] = mapped_column(String(200))

@@ -1,0 +1,11 @@
+"""The refresh step that fits the models and writes every customer's predictions."""
+
+import uuid
+from datetime import date
+from typing import Any
+
+from app.db import Connection
+
+
+async def refresh(conn: Connection, *, as_of: date, refresh_id: uuid.UUID | None) -> dict[str, Any]:
+    raise NotImplementedError("being written")

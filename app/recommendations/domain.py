@@ -1,0 +1,6 @@
+"""Recommendations in the domain registry (app/domains.py)."""
+
+from app.domains import Domain
+from app.recommendations import models
+
+DOMAIN = Domain(name="recommendations", models=models)
