@@ -4,6 +4,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Computed,
     Date,
@@ -61,6 +62,9 @@ class CustomerMetrics(Base):
             persisted=True,
         ),
     )
+    # Moved on by every incremental update: a refresh overwrites the order figures of a row only
+    # if it still has the revision the refresh read them with (a concurrent order is never lost).
+    revision: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
     # When an incremental update or a refresh last changed the order figures.
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=text("now()")

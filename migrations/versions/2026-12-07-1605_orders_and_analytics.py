@@ -135,6 +135,7 @@ def upgrade() -> None:
             ),
             nullable=True,
         ),
+        sa.Column("revision", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
         sa.Column(
             "updated_at",
             sa.DateTime(timezone=True),
