@@ -6,6 +6,7 @@ import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
+from decimal import Decimal
 from enum import Enum
 from types import UnionType
 from typing import Annotated, Any, ClassVar, Self, Union, get_args, get_origin
@@ -14,6 +15,7 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Field,
     StringConstraints,
     ValidationError,
     model_validator,
@@ -241,3 +243,53 @@ def _stored_plan(cls: type[OutputModel]) -> list[tuple[str, _Converter, Any]]:
         plan.append((name, _converter(field.annotation), default))
     _STORED_PLANS[cls] = plan
     return plan
+
+
+# ------------------------------------------------------------------------------------------- money
+
+# A money amount as JSON carries it: a decimal string, at most 12 integer digits and 2 decimals
+# (what Numeric(14, 2) holds), never a float.
+MONEY_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,2})?$"
+
+
+def _two_decimals(value: str) -> str:
+    return f"{Decimal(value):.2f}"
+
+
+Amount = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, pattern=MONEY_PATTERN),
+    AfterValidator(_two_decimals),
+]
+
+
+class Money(BaseModel):
+    """An amount in a currency. The currency must be the service's (``KEHU_CURRENCY``): a service
+    that stores money checks it (422 ``currency_not_supported``), so revenue is never summed across
+    currencies."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"amount": "199.00", "currency": "CNY"}]},
+    )
+
+    amount: Amount = Field(
+        description='A decimal string with at most 2 decimals, "0" to "999999999999.99"; '
+        'answered with exactly 2 ("199.00").'
+    )
+    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217, e.g. `CNY`.")
+
+    @property
+    def value(self) -> Decimal:
+        return Decimal(self.amount)
+
+    @classmethod
+    def of(cls, value: Decimal, currency: str) -> "Money":
+        """A stored amount (already within the limits) as Money, without validation (as
+        ``OutputModel.from_stored``: a batch of orders builds thousands)."""
+        instance = cls.__new__(cls)
+        object.__setattr__(instance, "__dict__", {"amount": f"{value:.2f}", "currency": currency})
+        object.__setattr__(instance, "__pydantic_fields_set__", {"amount", "currency"})
+        object.__setattr__(instance, "__pydantic_extra__", None)
+        object.__setattr__(instance, "__pydantic_private__", None)
+        return instance

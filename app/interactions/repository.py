@@ -37,6 +37,7 @@ from app.interactions.schemas import (
     InteractionOut,
     InteractionSort,
 )
+from app.orders.models import Order
 
 # The follow-up list orders by due_at, a nullable column, but only over rows where it is set: the
 # pager's warning about nullable sort columns does not apply to it.
@@ -47,15 +48,18 @@ warnings.filterwarnings(
 interactions: Table = Interaction.__table__  # type: ignore[assignment]
 _customers: Table = Customer.__table__  # type: ignore[assignment]
 _cases: Table = Case.__table__  # type: ignore[assignment]
+_orders: Table = Order.__table__  # type: ignore[assignment]
 
 # What a client's fields and the service's bookkeeping fill in (every column of the table).
 INSERTABLE = [*STORED_FIELDS, "due_announced_at"]
 _STORED = [interactions.c[name] for name in STORED_FIELDS]
 _JSON_COLUMNS = [name for name in INSERTABLE if isinstance(interactions.c[name].type, JSON)]
 
-# The foreign keys whose violation means the customer or the case is not there (any more).
+# The foreign keys whose violation means the customer, the case or the order is not there (any
+# more).
 CUSTOMER_FK = "fk_interactions_customer_id_customers"
 CASE_FK = "fk_interactions_customer_id_case_id_cases"
+ORDER_FK = "fk_interactions_customer_id_order_id_orders"
 
 _GET = select(*_STORED).where(interactions.c.id == bindparam("interaction_id"))
 _GET_ON_DRIVER = DriverStatement(_GET)
@@ -75,6 +79,10 @@ _CASE_OF_CUSTOMER = select(_cases.c.id).where(
 )
 # The same, locked against deletion until the transaction ends (the foreign key then holds).
 _LOCK_CASE_OF_CUSTOMER = _CASE_OF_CUSTOMER.with_for_update(key_share=True)
+_ORDER_OF_CUSTOMER = select(_orders.c.id).where(
+    _orders.c.customer_id == bindparam("customer_id"), _orders.c.id == bindparam("order_id")
+)
+_LOCK_ORDER_OF_CUSTOMER = _ORDER_OF_CUSTOMER.with_for_update(key_share=True, read=True)
 
 
 def _cast(name: str) -> str:
@@ -86,12 +94,15 @@ def _insert_with_event_sql() -> str:
     values = ", ".join(f"${i}::{_cast(name)}" for i, name in enumerate(INSERTABLE, start=1))
     customer = f"${INSERTABLE.index('customer_id') + 1}::uuid"
     case = f"${INSERTABLE.index('case_id') + 1}::uuid"
+    order = f"${INSERTABLE.index('order_id') + 1}::uuid"
     return f"""
     WITH owner AS (
         SELECT c.id FROM customers AS c
         WHERE c.id = {customer} AND c.deleted_at IS NULL
           AND ({case} IS NULL
                OR EXISTS (SELECT 1 FROM cases AS k WHERE k.customer_id = c.id AND k.id = {case}))
+          AND ({order} IS NULL
+               OR EXISTS (SELECT 1 FROM orders AS o WHERE o.customer_id = c.id AND o.id = {order}))
     ),
     created AS (
         INSERT INTO interactions ({columns})
@@ -105,7 +116,7 @@ def _insert_with_event_sql() -> str:
 
 
 # A new interaction and its event in one statement: written only for a live customer (and a case
-# of that customer), and not when its (source, external_id) is stored already.
+# and an order of that customer), and not when its (source, external_id) is stored already.
 _INSERT_WITH_EVENT = DriverStatement(
     _insert_with_event_sql(),
     [*INSERTABLE, *CUSTOMER_EVENT_PARAMS],
@@ -164,6 +175,16 @@ async def is_case_of(
     the transaction ends (a write's foreign key holds)."""
     statement = _LOCK_CASE_OF_CUSTOMER if lock else _CASE_OF_CUSTOMER
     result = await conn.execute(statement, {"customer_id": customer_id, "case_id": case_id})
+    return result.first() is not None
+
+
+async def is_order_of(
+    conn: Connection, customer_id: uuid.UUID, order_id: uuid.UUID, *, lock: bool
+) -> bool:
+    """Whether the order is one of the customer's; with ``lock``, it then cannot be deleted until
+    the transaction ends (a write's foreign key holds)."""
+    statement = _LOCK_ORDER_OF_CUSTOMER if lock else _ORDER_OF_CUSTOMER
+    result = await conn.execute(statement, {"customer_id": customer_id, "order_id": order_id})
     return result.first() is not None
 
 

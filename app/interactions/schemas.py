@@ -163,7 +163,7 @@ class InteractionFields(BaseModel):
     )
     order_id: uuid.UUID | None = Field(
         default=None,
-        description="The order it is about. Not checked yet: orders are not stored in Kehu yet.",
+        description="An order of the same customer this interaction is about.",
     )
     attributes: Attributes | None = Field(
         default=None,

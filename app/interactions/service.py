@@ -67,6 +67,14 @@ def _case_not_found(case_id: uuid.UUID) -> ValidationFailed:
     )
 
 
+def _order_not_found(order_id: uuid.UUID) -> ValidationFailed:
+    return ValidationFailed(
+        f"No order {order_id} of this customer.",
+        code="order_not_found",
+        errors=[{"field": "body.order_id", "message": "no such order of this customer"}],
+    )
+
+
 def _is_response(interaction: InteractionOut) -> bool:
     """An outbound, completed contact on a case: an answer to the customer, for the case's SLA."""
     return (
@@ -109,6 +117,8 @@ def _refused(exc: IntegrityError, payload: InteractionCreate) -> Exception:
     constraint = getattr(getattr(exc.orig, "__cause__", None), "constraint_name", None)
     if constraint == repository.CASE_FK and payload.case_id is not None:
         return _case_not_found(payload.case_id)
+    if constraint == repository.ORDER_FK and payload.order_id is not None:
+        return _order_not_found(payload.order_id)
     if constraint == repository.CUSTOMER_FK:
         return _customer_not_found(payload.customer_id)
     return exc
@@ -150,6 +160,10 @@ async def _not_inserted(conn: Connection, payload: InteractionCreate) -> Interac
         conn, payload.customer_id, payload.case_id, lock=False
     ):
         raise _case_not_found(payload.case_id)
+    if payload.order_id is not None and not await repository.is_order_of(
+        conn, payload.customer_id, payload.order_id, lock=False
+    ):
+        raise _order_not_found(payload.order_id)
     if payload.source is not None and payload.external_id is not None:
         stored = await repository.get_by_external_id(conn, payload.source, payload.external_id)
         if stored is not None and stored.customer_id == payload.customer_id:
@@ -282,6 +296,11 @@ async def update_interaction(
         conn, current.customer_id, case_id, lock=True
     ):
         raise _case_not_found(case_id)
+    order_id = values.get("order_id")
+    if order_id is not None and not await repository.is_order_of(
+        conn, current.customer_id, order_id, lock=True
+    ):
+        raise _order_not_found(order_id)
     updated = await repository.save_changes(
         conn, current.customer_id, current.id, {**values, "updated_at": now}
     )

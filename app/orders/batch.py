@@ -1,0 +1,191 @@
+"""Batch recording: up to 1,000 orders in one transaction, each item checked and reported on its own,
+so one bad item never sinks the others.
+
+Set-based, not item by item: every item is validated in Python first; then one query finds which
+customers are live, one which (source, external_id) pairs are stored, one statement writes the
+orders, their lines and their customers' metrics, and one appends the events. Orders are inserted
+sorted by (source, external_id), metrics and events in customer order (the repository's lock
+order), so concurrent batches naming the same customers or pairs in any order never deadlock.
+"""
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from app.core import clock
+from app.core.auth import Caller
+from app.core.errors import Conflict, KehuError, problem_body
+from app.core.errors import validation_errors as to_field_errors
+from app.db import Connection
+from app.events.repository import append_customer_events
+from app.events.service import customer_event
+from app.orders import repository, service
+from app.orders.schemas import (
+    OrderBatch,
+    OrderBatchItemResult,
+    OrderBatchResult,
+    OrderCreate,
+)
+
+Pair = tuple[str, str]
+
+
+@dataclass(slots=True)
+class _Item:
+    index: int
+    payload: OrderCreate
+    values: dict[str, Any]
+    lines: list[dict[str, Any]]
+
+    @property
+    def id(self) -> uuid.UUID:
+        order_id: uuid.UUID = self.values["id"]
+        return order_id
+
+    @property
+    def customer_id(self) -> uuid.UUID:
+        return self.payload.customer_id
+
+    @property
+    def pair(self) -> Pair | None:
+        if self.payload.source is None or self.payload.external_id is None:
+            return None
+        return (self.payload.source, self.payload.external_id)
+
+
+def _item_error(index: int, exc: KehuError | ValidationError) -> OrderBatchItemResult:
+    if isinstance(exc, ValidationError):
+        body = problem_body(
+            422,
+            "validation_failed",
+            "The item is not valid; see errors[].",
+            None,
+            to_field_errors(exc.errors()),
+        )
+    else:
+        # An item is a body of its own: its fields are named without the "body." of a request.
+        errors = [{**e, "field": e["field"].removeprefix("body.")} for e in exc.errors]
+        body = problem_body(exc.status, exc.code, exc.detail, None, errors, None, exc.extensions)
+    body.pop("request_id", None)
+    return OrderBatchItemResult(index=index, status="error", error=body)
+
+
+def _existing(index: int, order_id: uuid.UUID) -> OrderBatchItemResult:
+    return OrderBatchItemResult(index=index, status="existing", id=order_id)
+
+
+async def record_batch(conn: Connection, caller: Caller, batch: OrderBatch) -> OrderBatchResult:
+    """Record up to 1,000 orders in the caller's transaction; one result per item, in order.
+
+    An item whose (source, external_id) is stored already (or came earlier in this batch) for the
+    same customer is ``existing``; for another customer it is an ``external_id_conflict`` error."""
+    caller.require("orders:write")
+    now = clock.now()
+    results: dict[int, OrderBatchItemResult] = {}
+    valid: list[_Item] = []
+    for index, raw in enumerate(batch.items):
+        try:
+            payload = OrderCreate.model_validate(raw)
+            values, lines = service.order_values(payload, now)
+        except (ValidationError, KehuError) as exc:
+            results[index] = _item_error(index, exc)
+            continue
+        valid.append(_Item(index, payload, values, lines))
+
+    live = await repository.live_customers(conn, list({item.customer_id for item in valid}))
+    first_of: dict[Pair, _Item] = {}
+    later: list[tuple[_Item, _Item]] = []  # (a repeat of a pair in this batch, its first item)
+    candidates: list[_Item] = []
+    for item in valid:
+        if item.customer_id not in live:
+            results[item.index] = _item_error(
+                item.index, service.customer_not_found(item.customer_id)
+            )
+            continue
+        pair = item.pair
+        if pair is not None:
+            if pair in first_of:
+                later.append((item, first_of[pair]))
+                continue
+            first_of[pair] = item
+        candidates.append(item)
+
+    stored = await repository.stored_pairs(conn, list(first_of))
+    to_insert = [item for item in candidates if not _settled(item, stored, results)]
+    # In (source, external_id) order: the unique index entries are the first locks taken.
+    to_insert.sort(key=lambda item: (item.pair is None, item.pair or ("", ""), item.index))
+    written = await repository.insert_many(
+        conn,
+        [item.values for item in to_insert],
+        [
+            {**line, "customer_id": item.customer_id, "order_id": item.id}
+            for item in to_insert
+            for line in item.lines
+        ],
+        now,
+    )
+    raced = [item for item in to_insert if item.id not in written]
+    if raced:
+        # Stored by a concurrent writer between the look-up and the insert.
+        pairs = [item.pair for item in raced if item.pair is not None]
+        stored_now = await repository.stored_pairs(conn, pairs)
+        for item in raced:
+            if not _settled(item, stored_now, results):
+                results[item.index] = _item_error(
+                    item.index, Conflict("The item conflicts with a concurrent write; retry it.")
+                )
+    created = sorted(
+        (item for item in to_insert if item.id in written),
+        key=lambda item: (item.customer_id, item.index),
+    )
+    await append_customer_events(
+        conn,
+        [
+            {
+                **customer_event(
+                    "order.created", service.new_order_snapshot(item.values, item.lines)
+                ),
+                "customer_id": item.customer_id,
+            }
+            for item in created
+        ],
+    )
+    for item in created:
+        results[item.index] = OrderBatchItemResult(index=item.index, status="created", id=item.id)
+    for item, first in later:
+        outcome = results[first.index]
+        if outcome.status == "error":
+            results[item.index] = outcome.model_copy(update={"index": item.index})
+        elif first.customer_id == item.customer_id:
+            results[item.index] = _existing(item.index, outcome.id)  # type: ignore[arg-type]
+        else:
+            assert item.pair is not None
+            results[item.index] = _item_error(item.index, service.external_id_conflict(*item.pair))
+
+    ordered = [results[index] for index in range(len(batch.items))]
+    return OrderBatchResult(
+        results=ordered,
+        created=sum(1 for r in ordered if r.status == "created"),
+        existing=sum(1 for r in ordered if r.status == "existing"),
+        errors=sum(1 for r in ordered if r.status == "error"),
+    )
+
+
+def _settled(
+    item: _Item,
+    stored: dict[Pair, tuple[uuid.UUID, uuid.UUID]],
+    results: dict[int, OrderBatchItemResult],
+) -> bool:
+    """Whether the item's pair is stored already; if so its result is set (existing, or a
+    conflict when the stored order is another customer's)."""
+    pair = item.pair
+    if pair is None or pair not in stored:
+        return False
+    customer_id, order_id = stored[pair]
+    if customer_id == item.customer_id:
+        results[item.index] = _existing(item.index, order_id)
+    else:
+        results[item.index] = _item_error(item.index, service.external_id_conflict(*pair))
+    return True
