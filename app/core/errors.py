@@ -14,6 +14,7 @@ from asyncpg.exceptions import (  # type: ignore[import-untyped]
     CannotConnectNowError,
     TooManyConnectionsError,
 )
+from pydantic import ValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -117,6 +118,25 @@ def problem_body(
         body["errors"] = [dict(e) for e in errors]
     for name, value in (extensions or {}).items():
         body.setdefault(name, value)
+    return body
+
+
+def batch_item_problem(exc: KehuError | ValidationError) -> dict[str, Any]:
+    """The problem object of one failed item of a batch (its ``error``): a validation error or a
+    service error, with the item's fields named as in a body of its own (``email``, not
+    ``body.email``) and no ``request_id`` (the batch's response carries it)."""
+    if isinstance(exc, ValidationError):
+        body = problem_body(
+            422,
+            "validation_failed",
+            "The item is not valid; see errors[].",
+            None,
+            validation_errors(exc.errors()),
+        )
+    else:
+        errors = [{**e, "field": e["field"].removeprefix("body.")} for e in exc.errors]
+        body = problem_body(exc.status, exc.code, exc.detail, None, errors, None, exc.extensions)
+    body.pop("request_id", None)
     return body
 
 

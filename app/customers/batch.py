@@ -5,8 +5,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.core import clock
 from app.core.auth import Caller
-from app.core.errors import Conflict, KehuError, problem_body
-from app.core.errors import validation_errors as to_field_errors
+from app.core.errors import Conflict, KehuError, batch_item_problem
 from app.customers import repository, service
 from app.customers.schemas import (
     BatchItemResult,
@@ -50,18 +49,7 @@ async def _upsert_one(
 
 
 def _item_error(index: int, exc: KehuError | ValidationError) -> BatchItemResult:
-    if isinstance(exc, ValidationError):
-        body = problem_body(
-            422,
-            "validation_failed",
-            "The item is not valid; see errors[].",
-            None,
-            to_field_errors(exc.errors()),
-        )
-    else:
-        body = problem_body(exc.status, exc.code, exc.detail, None, exc.errors)
-    body.pop("request_id", None)
-    return BatchItemResult(index=index, status="error", error=body)
+    return BatchItemResult(index=index, status="error", error=batch_item_problem(exc))
 
 
 async def batch_upsert(

@@ -5,8 +5,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from app.core.auth import Caller
-from app.core.errors import Conflict, KehuError, problem_body
-from app.core.errors import validation_errors as to_field_errors
+from app.core.errors import Conflict, KehuError, batch_item_problem
 from app.db import Connection
 from app.interactions import service
 from app.interactions.schemas import (
@@ -18,20 +17,7 @@ from app.interactions.schemas import (
 
 
 def _item_error(index: int, exc: KehuError | ValidationError) -> InteractionBatchItemResult:
-    if isinstance(exc, ValidationError):
-        body = problem_body(
-            422,
-            "validation_failed",
-            "The item is not valid; see errors[].",
-            None,
-            to_field_errors(exc.errors()),
-        )
-    else:
-        # An item is a body of its own: its fields are named without the "body." of a request.
-        errors = [{**e, "field": e["field"].removeprefix("body.")} for e in exc.errors]
-        body = problem_body(exc.status, exc.code, exc.detail, None, errors)
-    body.pop("request_id", None)
-    return InteractionBatchItemResult(index=index, status="error", error=body)
+    return InteractionBatchItemResult(index=index, status="error", error=batch_item_problem(exc))
 
 
 async def log_batch(

@@ -16,8 +16,7 @@ from pydantic import ValidationError
 
 from app.core import clock
 from app.core.auth import Caller
-from app.core.errors import Conflict, KehuError, problem_body
-from app.core.errors import validation_errors as to_field_errors
+from app.core.errors import Conflict, KehuError, batch_item_problem
 from app.db import Connection
 from app.events.repository import append_customer_events
 from app.events.service import customer_event
@@ -56,20 +55,7 @@ class _Item:
 
 
 def _item_error(index: int, exc: KehuError | ValidationError) -> OrderBatchItemResult:
-    if isinstance(exc, ValidationError):
-        body = problem_body(
-            422,
-            "validation_failed",
-            "The item is not valid; see errors[].",
-            None,
-            to_field_errors(exc.errors()),
-        )
-    else:
-        # An item is a body of its own: its fields are named without the "body." of a request.
-        errors = [{**e, "field": e["field"].removeprefix("body.")} for e in exc.errors]
-        body = problem_body(exc.status, exc.code, exc.detail, None, errors, None, exc.extensions)
-    body.pop("request_id", None)
-    return OrderBatchItemResult(index=index, status="error", error=body)
+    return OrderBatchItemResult(index=index, status="error", error=batch_item_problem(exc))
 
 
 def _existing(index: int, order_id: uuid.UUID) -> OrderBatchItemResult:
