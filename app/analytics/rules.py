@@ -46,6 +46,12 @@ class Cutoffs:
     window_start: datetime
 
 
+def cutoff_of(day: date) -> datetime:
+    """The end of ``day`` in UTC: a refresh as of D counts what happened before D + 1 day,
+    00:00 UTC (every step of the refresh uses this one definition)."""
+    return datetime.combine(day + timedelta(days=1), time.min, UTC)
+
+
 def cutoffs(as_of: date, settings: Settings) -> Cutoffs:
-    cutoff = datetime.combine(as_of + timedelta(days=1), time.min, UTC)
+    cutoff = cutoff_of(as_of)
     return Cutoffs(as_of, cutoff, cutoff - timedelta(days=settings.rfm_window_days))

@@ -5,9 +5,10 @@ the old statistics until the new ones are complete."""
 
 import time
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from typing import Any
 
+from app.analytics.rules import cutoff_of
 from app.core import clock
 from app.core.config import get_settings
 from app.db import unit_of_work
@@ -16,11 +17,6 @@ from app.recommendations import repository
 # Partners kept per sku (by lift, then confidence, then sku): bounds ``item_pairs`` at
 # TOP_PARTNERS x skus rows, and more than any page of recommendations shows.
 TOP_PARTNERS = 50
-
-
-def cutoff_of(day: date) -> datetime:
-    """A refresh as of ``day`` counts the orders before the next day's 00:00 UTC."""
-    return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
 
 
 async def refresh(*, as_of: date, refresh_id: uuid.UUID | None) -> dict[str, Any]:

@@ -12,7 +12,7 @@
 
 import asyncio
 import uuid
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ from app.analytics.predictive.bgnbd import Array, BgNbdParams
 from app.analytics.predictive.gamma_gamma import GammaGammaParams
 from app.analytics.predictive.mle import FitResult
 from app.analytics.predictive.repository import Summaries
+from app.analytics.rules import cutoff_of
 from app.core import clock
 from app.core.config import get_settings
 from app.db import read_connection, unit_of_work
@@ -35,11 +36,6 @@ MONTH_DAYS = 365.25 / 12
 CLV_MONTHS = 12
 # Numeric(16, 2): a figure beyond it is not a prediction anyone can use.
 MAX_MONEY = 1e13
-
-
-def cutoff_of(day: date) -> datetime:
-    """The end of ``day`` in UTC: a refresh as of D counts orders before D + 1 day 00:00 UTC."""
-    return datetime.combine(day + timedelta(days=1), time(), UTC)
 
 
 def predict(

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import text
 
 from app.analytics.predictive import repository, step
+from app.analytics.rules import cutoff_of
 from app.core.config import get_settings
 from app.db import read_connection, unit_of_work
 
@@ -92,7 +93,7 @@ async def test_cdnow_fits_match_the_published_parameters(
     # The service's summaries are the published ones (x, t_x, T in weeks, mean repeat spend).
     async with read_connection() as conn:
         sample = await repository.fitting_sample(
-            conn, cutoff=step.cutoff_of(AS_OF), calibration_end=AS_OF, sample_size=5_000
+            conn, cutoff=cutoff_of(AS_OF), calibration_end=AS_OF, sample_size=5_000
         )
     with (DATA / "cdnow_customers_summary_with_transactions.csv").open() as file:
         published = list(csv.DictReader(file))

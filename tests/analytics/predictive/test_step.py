@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from app.analytics.predictive import bgnbd, gamma_gamma, repository, step
+from app.analytics.rules import cutoff_of
 from app.core.config import get_settings
 from app.db import read_connection
 from tests.analytics.predictive.helpers import (
@@ -90,7 +91,7 @@ async def test_summaries_follow_the_definitions(database_url: str) -> None:
             conn,
             after=None,
             chunk_size=10,
-            cutoff=step.cutoff_of(AS_OF),
+            cutoff=cutoff_of(AS_OF),
             calibration_end=AS_OF,
         )
     assert chunk is not None
