@@ -34,7 +34,7 @@ from app.core.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from app.core.http import InvalidJSON, is_json_media_type, load_json, none_match
+from app.core.http import InvalidJSON, is_json_media_type, load_json_body, none_match
 from app.db import Connection, read_connection, unit_of_work
 from app.domains import api_keys as apikeys
 from app.domains import idempotency
@@ -237,7 +237,7 @@ async def _read_json_body(request: Request) -> None:
             headers={"Accept-Post": "application/json"} if request.method == "POST" else None,
         )
     try:
-        request._json = load_json(body)
+        request._json, request.state.json_plain = load_json_body(body)
     except InvalidJSON as exc:
         raise ValidationFailed(
             "The body is not valid JSON; see errors[].",
@@ -322,10 +322,15 @@ class RequestScope:
 
     caller: Caller
     conn: Connection
+    # The JSON body holds nothing ``hostile_json`` refuses (``app.core.http.load_json_body``), so
+    # models validated from it may skip their walk (``app.core.schemas.json_checked``).
+    body_plain: bool = False
 
 
 async def request_scope(request: Request) -> RequestScope:
-    return RequestScope(request.state.caller, request.state.conn)
+    return RequestScope(
+        request.state.caller, request.state.conn, getattr(request.state, "json_plain", False)
+    )
 
 
 # The one request dependency of every /v1 endpoint.

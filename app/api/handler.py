@@ -27,6 +27,8 @@ from fastapi.routing import APIRoute, _effective_route_context_var, serialize_re
 from fastapi.telemetry import get_telemetry_data
 from pydantic_core import PydanticUndefined
 
+from app.core.schemas import json_checked
+
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
@@ -83,9 +85,10 @@ def lean_handler(
             # The pipeline has checked the media type and parsed the JSON (app/api/deps.py).
             if await request.body():
                 body = await request.json()
-            found, wrong = await request_body_to_args(
-                body_fields=body_params, received_body=body, embed_body_fields=embed_body_fields
-            )
+            with json_checked(getattr(request.state, "json_plain", False)):
+                found, wrong = await request_body_to_args(
+                    body_fields=body_params, received_body=body, embed_body_fields=embed_body_fields
+                )
             values.update(found)
             errors += wrong
         if errors:

@@ -1,10 +1,14 @@
 """HTTP conventions shared by every endpoint: ETags, conditional requests and JSON bodies."""
 
 import json
+import math
 import re
 from typing import Any
 
+import numpy as np
+
 from app.core.errors import PreconditionFailed
+from app.core.schemas import MAX_JSON_DEPTH
 
 _ETAG = re.compile(r'^\s*(W/)?"v(\d{1,18})"\s*$')
 _ENTITY_TAG = re.compile(r'\s*((?:W/)?"[^"]*")\s*(?:,|$)')
@@ -17,18 +21,81 @@ class InvalidJSON(ValueError):
 def load_json(body: bytes) -> Any:
     """Parse a request body as JSON (UTF-8, RFC 8259). Every failure, including nesting deep enough
     to exhaust the parser's recursion and integers past Python's digit limit, is ``InvalidJSON``."""
+    return _parse(body, _FloatWatch())
+
+
+class _FloatWatch:
+    """json.loads hooks that note a non-finite number (NaN, Infinity, or a literal that overflows)."""
+
+    __slots__ = ("finite",)
+
+    def __init__(self) -> None:
+        self.finite = True
+
+    def parse_float(self, literal: str) -> float:
+        value = float(literal)
+        if math.isinf(value):
+            self.finite = False
+        return value
+
+    def parse_constant(self, literal: str) -> float:
+        self.finite = False
+        return float(literal)
+
+
+def _parse(body: bytes, floats: _FloatWatch) -> Any:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidJSON(f"The body is not valid UTF-8 (at byte {exc.start}).") from None
     try:
-        return json.loads(text)
+        return json.loads(
+            text, parse_float=floats.parse_float, parse_constant=floats.parse_constant
+        )
     except json.JSONDecodeError as exc:
         raise InvalidJSON(f"The body is not valid JSON: {exc.msg} at position {exc.pos}.") from None
     except RecursionError:
         raise InvalidJSON("The body is nested too deeply to parse.") from None
     except ValueError as exc:  # e.g. an integer literal over 4,300 digits
         raise InvalidJSON(f"The body is not valid JSON: {str(exc)[:200]}") from None
+
+
+def load_json_body(body: bytes) -> tuple[Any, bool]:
+    """``load_json``, and whether the value is certainly plain: no string or key with a NUL or a
+    lone surrogate, no non-finite number, no nesting past ``MAX_JSON_DEPTH``, i.e. nothing
+    ``app.core.schemas.hostile_json`` would refuse. Decided from the text in ~5 ms for a 1,000-order
+    batch, where walking the parsed value costs tens of microseconds per object; False means only
+    that the walk must decide (the text has an escaped NUL or surrogate, or a harmless lookalike)."""
+    floats = _FloatWatch()
+    value = _parse(body, floats)
+    # A raw NUL or surrogate cannot get past strict UTF-8 decoding and JSON parsing: only escapes.
+    plain = (
+        floats.finite
+        and b"\\u0000" not in body
+        and _SURROGATE_ESCAPE.search(body) is None
+        and _nesting(body) <= MAX_JSON_DEPTH
+    )
+    return value, plain
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# +1 for an opening bracket, -1 for a closing one, 0 for any other byte.
+_BRACKET_STEP = np.zeros(256, dtype=np.int8)
+_BRACKET_STEP[list(b"[{")] = 1
+_BRACKET_STEP[list(b"]}")] = -1
+
+
+def _nesting(text: bytes) -> int:
+    """How deeply the containers of valid JSON text nest (1 for ``[]``), counted by numpy. A
+    bracket inside a string does not count: with escaped backslashes and then escaped quotes
+    dropped, every quote starts or ends a string, so a bracket is inside one when an odd number
+    of quotes precede it."""
+    bare = np.frombuffer(text.replace(b"\\\\", b"").replace(b'\\"', b""), dtype=np.uint8)
+    quotes = np.flatnonzero(bare == ord('"'))
+    steps = _BRACKET_STEP[bare]
+    brackets = np.flatnonzero(steps)
+    outside = (np.searchsorted(quotes, brackets) & 1) == 0
+    return int(np.cumsum(steps[brackets[outside]], dtype=np.int64).max(initial=0))
 
 
 def is_json_media_type(content_type: str | None) -> bool:

@@ -2,8 +2,9 @@
 so one bad item never sinks the others.
 
 Set-based, not item by item: every item is validated in Python first; then one query finds which
-customers are live, one which (source, external_id) pairs are stored, one statement writes the
-orders, their lines and their customers' metrics, and one appends the events. Orders are inserted
+customers are live, and one statement writes the orders, their lines, their customers' metrics
+and their events (``repository.insert_batch``). Only the items it did not write (their (source,
+external_id) is stored already) cost one more query, to say whose order it is. Orders are inserted
 sorted by (source, external_id), metrics and events in customer order (the repository's lock
 order), so concurrent batches naming the same customers or pairs in any order never deadlock.
 """
@@ -16,10 +17,11 @@ from pydantic import ValidationError
 
 from app.core import clock
 from app.core.auth import Caller
+from app.core.config import get_settings
 from app.core.errors import Conflict, KehuError, batch_item_problem
+from app.core.ids import new_id
+from app.core.schemas import json_checked
 from app.db import Connection
-from app.events.repository import append_customer_events
-from app.events.service import customer_event
 from app.orders import repository, service
 from app.orders.schemas import (
     OrderBatch,
@@ -35,13 +37,8 @@ Pair = tuple[str, str]
 class _Item:
     index: int
     payload: OrderCreate
-    values: dict[str, Any]
-    lines: list[dict[str, Any]]
-
-    @property
-    def id(self) -> uuid.UUID:
-        order_id: uuid.UUID = self.values["id"]
-        return order_id
+    id: uuid.UUID
+    document: dict[str, Any]  # its event data, from which it is written
 
     @property
     def customer_id(self) -> uuid.UUID:
@@ -62,28 +59,34 @@ def _existing(index: int, order_id: uuid.UUID) -> OrderBatchItemResult:
     return OrderBatchItemResult(index=index, status="existing", id=order_id)
 
 
-async def record_batch(conn: Connection, caller: Caller, batch: OrderBatch) -> OrderBatchResult:
+async def record_batch(
+    conn: Connection, caller: Caller, batch: OrderBatch, *, items_plain: bool = False
+) -> OrderBatchResult:
     """Record up to 1,000 orders in the caller's transaction; one result per item, in order.
 
     An item whose (source, external_id) is stored already (or came earlier in this batch) for the
-    same customer is ``existing``; for another customer it is an ``external_id_conflict`` error."""
+    same customer is ``existing``; for another customer it is an ``external_id_conflict`` error.
+    ``items_plain``: the items come from a body ``load_json_body`` found plain, so their models
+    skip the hostile-JSON walk (``json_checked``)."""
     caller.require("orders:write")
     now = clock.now()
     results: dict[int, OrderBatchItemResult] = {}
     valid: list[_Item] = []
-    for index, raw in enumerate(batch.items):
-        try:
-            payload = OrderCreate.model_validate(raw)
-            values, lines = service.order_values(payload, now)
-        except (ValidationError, KehuError) as exc:
-            results[index] = _item_error(index, exc)
-            continue
-        valid.append(_Item(index, payload, values, lines))
+    with json_checked(items_plain):
+        for index, raw in enumerate(batch.items):
+            try:
+                payload = OrderCreate.model_validate(raw)
+                order_id = new_id()
+                document = service.order_document(payload, order_id, now)
+            except (ValidationError, KehuError) as exc:
+                results[index] = _item_error(index, exc)
+                continue
+            valid.append(_Item(index, payload, order_id, document))
 
     live = await repository.live_customers(conn, list({item.customer_id for item in valid}))
     first_of: dict[Pair, _Item] = {}
     later: list[tuple[_Item, _Item]] = []  # (a repeat of a pair in this batch, its first item)
-    candidates: list[_Item] = []
+    to_insert: list[_Item] = []
     for item in valid:
         if item.customer_id not in live:
             results[item.index] = _item_error(
@@ -96,50 +99,31 @@ async def record_batch(conn: Connection, caller: Caller, batch: OrderBatch) -> O
                 later.append((item, first_of[pair]))
                 continue
             first_of[pair] = item
-        candidates.append(item)
+        to_insert.append(item)
 
-    stored = await repository.stored_pairs(conn, list(first_of))
-    to_insert = [item for item in candidates if not _settled(item, stored, results)]
     # In (source, external_id) order: the unique index entries are the first locks taken.
     to_insert.sort(key=lambda item: (item.pair is None, item.pair or ("", ""), item.index))
-    written = await repository.insert_many(
+    written = await repository.insert_batch(
         conn,
-        [item.values for item in to_insert],
-        [
-            {**line, "customer_id": item.customer_id, "order_id": item.id}
-            for item in to_insert
-            for line in item.lines
-        ],
+        [{**item.document, "index": item.index, "event_id": new_id()} for item in to_insert],
+        get_settings().currency,
         now,
     )
-    raced = [item for item in to_insert if item.id not in written]
-    if raced:
-        # Stored by a concurrent writer between the look-up and the insert.
-        pairs = [item.pair for item in raced if item.pair is not None]
-        stored_now = await repository.stored_pairs(conn, pairs)
-        for item in raced:
-            if not _settled(item, stored_now, results):
+    not_written = [item for item in to_insert if item.id not in written]
+    if not_written:
+        # Their (source, external_id) is stored already (or by a concurrent writer meanwhile).
+        pairs = [item.pair for item in not_written if item.pair is not None]
+        stored = await repository.stored_pairs(conn, pairs)
+        for item in not_written:
+            if not _settled(item, stored, results):
                 results[item.index] = _item_error(
                     item.index, Conflict("The item conflicts with a concurrent write; retry it.")
                 )
-    created = sorted(
-        (item for item in to_insert if item.id in written),
-        key=lambda item: (item.customer_id, item.index),
-    )
-    await append_customer_events(
-        conn,
-        [
-            {
-                **customer_event(
-                    "order.created", service.new_order_snapshot(item.values, item.lines)
-                ),
-                "customer_id": item.customer_id,
-            }
-            for item in created
-        ],
-    )
-    for item in created:
-        results[item.index] = OrderBatchItemResult(index=item.index, status="created", id=item.id)
+    for item in to_insert:
+        if item.id in written:
+            results[item.index] = OrderBatchItemResult(
+                index=item.index, status="created", id=item.id
+            )
     for item, first in later:
         outcome = results[first.index]
         if outcome.status == "error":

@@ -78,9 +78,11 @@ async def list_orders(
     "`existing` (its source and external_id were recorded before, or earlier in this batch, for "
     "the same customer) or `error` (the item is reported and skipped, the others are written; "
     "the same checks and codes as `POST /v1/orders`).",
+    response_model=OrderBatchResult,
 )
-async def create_orders_batch(body: OrderBatch, scope: ScopeDep) -> OrderBatchResult:
-    return await batch.record_batch(scope.conn, scope.caller, body)
+async def create_orders_batch(body: OrderBatch, scope: ScopeDep) -> Response:
+    result = await batch.record_batch(scope.conn, scope.caller, body, items_plain=scope.body_plain)
+    return json_response(result)
 
 
 @router.get("/{order_id}", summary="Get an order", response_model=OrderOut)

@@ -12,6 +12,7 @@ order), so no two writers wait on each other in a cycle.
 
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -266,42 +267,69 @@ _STORED_PAIRS = DriverStatement(
 )
 
 
-def _insert_many_sql() -> str:
-    columns = ", ".join(ORDER_COLUMNS)
-    given = ", ".join(f"{p}[]" for p in _params(1, ORDER_COLUMNS))
-    first_item = len(ORDER_COLUMNS) + 1
-    item_names = {"customer_id": "uuid", "order_id": "uuid", "line": "int", **ITEM_COLUMNS}
-    item_arrays_sql = ", ".join(f"{p}[]" for p in _params(first_item, item_names))
-    now = f"${first_item + len(item_names)}::timestamptz"
+def _insert_batch_sql() -> str:
+    currency, now = "$2::varchar", "$3::timestamptz"
+    amounts = ", ".join(f"(e->'{name}'->>'amount')::numeric AS {name}" for name in _MONEY_COLUMNS)
     return f"""
-    WITH created AS (
-        INSERT INTO orders ({columns})
-        SELECT {columns} FROM unnest({given}) WITH ORDINALITY AS g({columns}, n)
-        ORDER BY n
+    WITH given AS (
+        SELECT n, (e->>'index')::int AS index, (e->>'event_id')::uuid AS event_id,
+               (e->>'customer_id')::uuid AS customer_id, (e->>'id')::uuid AS id,
+               e->>'status' AS status, e->>'channel' AS channel, {amounts},
+               (e->>'occurred_at')::timestamptz AS occurred_at, e->>'source' AS source,
+               e->>'external_id' AS external_id, e->'attributes' AS attributes,
+               e->'items' AS items, e - 'index' - 'event_id' AS data
+        FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS a(e, n)
+    ),
+    created AS (
+        INSERT INTO orders ({", ".join(ORDER_COLUMNS)})
+        SELECT customer_id, id, status, channel, {currency}, subtotal, discount, shipping, tax,
+               total, 0, occurred_at, source, external_id, attributes, 1, {now}, {now}
+        FROM given ORDER BY n
         ON CONFLICT (source, external_id) WHERE external_id IS NOT NULL DO NOTHING
         RETURNING customer_id, id, status, total, occurred_at
     ),
     created_items AS (
-        INSERT INTO order_items ({", ".join(item_names)})
-        SELECT {", ".join(f"i.{c}" for c in item_names)}
-        FROM unnest({item_arrays_sql}) AS i({", ".join(item_names)})
-        JOIN created AS o ON o.customer_id = i.customer_id AND o.id = i.order_id
+        INSERT INTO order_items (customer_id, order_id, line, {", ".join(ITEM_COLUMNS)})
+        SELECT g.customer_id, g.id, l.line, l.sku, l.name, l.category, l.quantity,
+               (l.unit_price->>'amount')::numeric
+        FROM given AS g
+        JOIN created AS o ON o.id = g.id
+        CROSS JOIN LATERAL jsonb_to_recordset(g.items) AS l(
+            line smallint, sku varchar, name varchar, category varchar, quantity int,
+            unit_price jsonb
+        )
     ),
-    metrics AS ({orders_upsert("created", now)})
-    SELECT id FROM created WHERE (SELECT count(*) FROM metrics) >= 0
+    metrics AS ({orders_upsert("created", now)}),
+    -- The sequences after the metrics (the scalar subquery runs them first): every writer takes
+    -- the metrics rows before the event sequence rows.
+    taken AS (
+        INSERT INTO customer_event_sequences AS s (customer_id, last_sequence)
+        SELECT customer_id, count(*) FROM created WHERE (SELECT count(*) FROM metrics) >= 0
+        GROUP BY customer_id ORDER BY customer_id
+        ON CONFLICT (customer_id) DO UPDATE
+        SET last_sequence = s.last_sequence + excluded.last_sequence
+        RETURNING customer_id, last_sequence
+    ),
+    appended AS (
+        INSERT INTO events (id, type, customer_id, sequence, occurred_at, data)
+        SELECT g.event_id, 'order.created', g.customer_id,
+               t.last_sequence - count(*) OVER w + row_number() OVER (w ORDER BY g.index),
+               {now}, g.data
+        FROM given AS g
+        JOIN created AS o ON o.id = g.id
+        JOIN taken AS t ON t.customer_id = g.customer_id
+        WINDOW w AS (PARTITION BY g.customer_id)
+    )
+    SELECT id FROM created
     """
 
 
-# Many orders, their lines and their customers' metrics in one statement; returns the ids of the
-# orders written (not those whose (source, external_id) a concurrent writer stored meanwhile).
-_INSERT_MANY = DriverStatement(
-    _insert_many_sql(),
-    [
-        *(f"order_{name}" for name in ORDER_COLUMNS),
-        *(f"item_{name}" for name in ("customer_id", "order_id", "line", *ITEM_COLUMNS)),
-        "now",
-    ],
-)
+# Many orders with their lines, their customers' metrics and their order.created events, in one
+# statement; returns the ids of the orders written (not those whose (source, external_id) is
+# stored already). The orders come as one JSON array of their event data (``service.
+# order_document``): PostgreSQL parses it faster than asyncpg encodes two dozen arrays (~25 ms
+# for 1,000 orders), and each event's data is its element, not a second copy.
+_INSERT_BATCH = DriverStatement(_insert_batch_sql(), ["orders", "currency", "now"])
 
 
 async def live_customers(conn: Connection, customer_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
@@ -321,30 +349,17 @@ async def stored_pairs(
     return {(r["source"], r["external_id"]): (r["customer_id"], r["id"]) for r in rows}
 
 
-async def insert_many(
-    conn: Connection,
-    orders_values: Sequence[Mapping[str, Any]],
-    items: Sequence[Mapping[str, Any]],
-    now: Any,
+async def insert_batch(
+    conn: Connection, documents: Sequence[Mapping[str, Any]], currency: str, now: datetime
 ) -> set[uuid.UUID]:
-    """Insert orders (each naming every column of ``ORDER_COLUMNS``; inserted in the order given)
-    with their lines (each naming ``customer_id``, ``order_id``, ``line`` and ``ITEM_COLUMNS``)
-    and add them to their customers' metrics; the ids of the orders written."""
-    params: dict[str, Any] = {
-        f"order_{name}": [
-            _json_text(v[name]) if name == "attributes" else v[name] for v in orders_values
-        ]
-        for name in ORDER_COLUMNS
-    }
-    for name in ("customer_id", "order_id", "line", *ITEM_COLUMNS):
-        params[f"item_{name}"] = [item[name] for item in items]
-    params["now"] = now
-    rows = await _INSERT_MANY.fetch(conn, params)
+    """Insert orders, in the order given, with their lines, add them to their customers' metrics
+    and append their ``order.created`` events; the ids of the orders written. Each order is its
+    event data (``service.order_document``, with ``now`` as its creation time) plus ``index``
+    (a customer's events are numbered in this order) and ``event_id``."""
+    rows = await _INSERT_BATCH.fetch(
+        conn, {"orders": to_json(documents).decode(), "currency": currency, "now": now}
+    )
     return {row["id"] for row in rows}
-
-
-def _json_text(value: Any) -> str:
-    return to_json(value).decode()
 
 
 # ------------------------------------------------------------------------------------------ reads

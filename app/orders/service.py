@@ -173,41 +173,43 @@ def _time(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def new_order_snapshot(values: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:
-    """``snapshot`` of a new order straight from ``order_values``, without building the
-    ``OrderOut`` (a batch writes a thousand; the tests check both give the same)."""
-    currency = values["currency"]
-    total = values["total"]
+def order_document(payload: OrderCreate, order_id: uuid.UUID, now: datetime) -> dict[str, Any]:
+    """A new order as its ``order.created`` event carries it: ``snapshot`` of the ``OrderOut`` it
+    will be (the tests hold them equal), built straight from the checked body (``amounts``), for
+    the batch, which writes its orders from these documents (``repository.insert_batch``)."""
+    currency = get_settings().currency
+    created = _time(now)
     return {
-        "status": values["status"],
-        "channel": values["channel"],
-        "occurred_at": _time(values["occurred_at"]),
+        "id": str(order_id),
+        "customer_id": str(payload.customer_id),
+        "source": payload.source,
+        "external_id": payload.external_id,
+        "status": payload.status.value,
+        "channel": payload.channel.value,
+        "occurred_at": _time(payload.occurred_at or now),
         **{
-            name: {"amount": f"{values[name]:.2f}", "currency": currency}
-            for name in ("discount", "shipping", "tax", "total", "subtotal")
+            name: {"amount": f"{value:.2f}", "currency": currency}
+            for name, value in amounts(payload).items()
         },
-        "attributes": values["attributes"],
-        "id": str(values["id"]),
-        "customer_id": str(values["customer_id"]),
-        "source": values["source"],
-        "external_id": values["external_id"],
+        "attributes": payload.attributes or {},
         "items": [
             {
-                "sku": item["sku"],
-                "name": item["name"],
-                "category": item["category"],
-                "quantity": item["quantity"],
-                "unit_price": {"amount": f"{item['unit_price']:.2f}", "currency": currency},
-                "line": item["line"],
+                "line": line,
+                "sku": item.sku,
+                "name": item.name,
+                "category": item.category,
+                "quantity": item.quantity,
+                # Checked to be in ``currency`` by ``amounts``, with exactly 2 decimals by Money.
+                "unit_price": {"amount": item.unit_price.amount, "currency": currency},
                 "refunded_quantity": 0,
             }
-            for item in items
+            for line, item in enumerate(payload.items, start=1)
         ],
         "refunded": {"amount": "0.00", "currency": currency},
-        "refund_state": refund_state(total, ZERO).value,
+        "refund_state": refund_state(ZERO, ZERO).value,
         "version": 1,
-        "created_at": _time(values["created_at"]),
-        "updated_at": _time(values["updated_at"]),
+        "created_at": created,
+        "updated_at": created,
     }
 
 

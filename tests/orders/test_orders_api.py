@@ -289,9 +289,10 @@ async def test_hostile_input_is_a_4xx(client: httpx.AsyncClient) -> None:
     assert await events_of("order.created") == []
 
 
-def test_the_batch_snapshot_is_the_orders() -> None:
-    """A batch builds each event's data straight from the values written; it must be exactly what
-    the single create records (``snapshot`` of the ``OrderOut``)."""
+def test_the_batch_document_is_the_orders_snapshot() -> None:
+    """A batch writes each order from its event data built straight from the body
+    (``order_document``); it must be exactly what the single create records (``snapshot`` of the
+    ``OrderOut``)."""
     import uuid
 
     from app.core import clock
@@ -308,13 +309,41 @@ def test_the_batch_snapshot_is_the_orders() -> None:
             source=None,
             external_id=None,
             attributes={"a": [1, "x"]},
+            occurred_at="2026-01-02T03:04:05+08:00",
         ),
         {
             **order_body(str(uuid.uuid4())),
             "items": [{"sku": "X", "quantity": 3, "unit_price": money("0.1")}],
             "total": money("0.3"),
+            "occurred_at": "2025-06-30T23:59:59.5Z",
         },
     ]
     for body in bodies:
-        values, items, order = service.new_order(OrderCreate.model_validate(body), clock.now())
-        assert service.new_order_snapshot(values, items) == service.snapshot(order)
+        payload = OrderCreate.model_validate(body)
+        values, _, order = service.new_order(payload, clock.now())
+        document = service.order_document(payload, values["id"], values["created_at"])
+        assert document == service.snapshot(order)
+
+
+async def test_a_batch_orders_event_is_the_stored_order(client: httpx.AsyncClient) -> None:
+    """What the batch's statement stores (the order, its lines) and what its event says are the
+    same order: the event data equals the order read back."""
+    customer = await create_customer(client)
+    items = [
+        order_body(customer["id"], external_id="doc-1", occurred_at="2024-02-29T12:00:00.123Z"),
+        order_body(
+            customer["id"],
+            source=None,
+            external_id=None,
+            items=[],
+            total=money("5"),
+            attributes={"k": "v"},
+        ),
+    ]
+    response = await client.post("/v1/orders/batch", json={"items": items})
+    assert response.json()["created"] == 2, response.text
+    created = await events_of("order.created")
+    assert len(created) == 2
+    for event in created:
+        stored = (await client.get(f"/v1/orders/{event.data['id']}")).json()
+        assert event.data == stored
