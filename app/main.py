@@ -13,13 +13,15 @@ from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
 from app.api import deps
+from app.api import metrics as scrape
 from app.api import openapi as openapi_conventions
+from app.api.metrics import InFlightMiddleware
 from app.api.middleware import RequestContextMiddleware, StrictCORSMiddleware
 from app.api.ops import router as ops_router
 from app.api.problems import install_error_handlers
 from app.api.ratelimit import KeyRateLimiter
 from app.api.rest import include_v1
-from app.core import cursors
+from app.core import cursors, tracing
 from app.core.config import Settings, get_settings
 from app.core.errors import ServiceUnavailable
 from app.core.logging import configure_logging
@@ -30,8 +32,10 @@ from app.events.sequencer import Sequencer, stop_and_wait
 from app.worker.runner import Worker
 
 DESCRIPTION = """
-Kehu is a headless CRM: customer profiles, interactions, orders, analytics, segments and loyalty,
-over REST (`/v1`) and GraphQL (`/graphql`), with signed webhooks.
+Kehu is a headless CRM: customer profiles, interactions and follow-ups, service cases with SLA
+timers, feedback and surveys, orders and refunds, and customer analytics (RFM, value tiers,
+lifecycle, predicted CLV and churn risk, recommendations), over REST (`/v1`) and GraphQL
+(`/graphql`), with an event log and signed webhooks.
 
 **Auth**: `Authorization: Bearer <api key>`; each key carries scopes (`customers:read`, ...).
 **Errors**: RFC 9457 `application/problem+json` with a stable `code` and the `request_id`.
@@ -47,6 +51,8 @@ CORS_REQUEST_HEADERS = [
     "If-Match",
     "If-None-Match",
     "X-Request-ID",
+    "traceparent",
+    "tracestate",
 ]
 CORS_EXPOSED_HEADERS = [
     "ETag",
@@ -57,6 +63,7 @@ CORS_EXPOSED_HEADERS = [
     "Retry-After",
     "Idempotent-Replayed",
     "Location",
+    "traceparent",
 ]
 
 
@@ -65,6 +72,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     an engine configured beforehand (``db.configure``) is used, as the tests do."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_json)
+    tracing.configure(settings.otel_endpoint, settings.otel_service_name)
     # REST and GraphQL share one per-key limiter; it follows the settings this app was built with.
     deps.reset_rate_limiter(
         KeyRateLimiter(settings.rate_limit, settings.rate_limit_storage),
@@ -95,6 +103,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             sequencer = Sequencer(dsn)
             sequencer_task = asyncio.create_task(sequencer.run())
         await cursors.preload()
+        pool_sampling = scrape.start_process_sampling()
         thresholds = gc.get_threshold()
         if settings.gc_threshold:
             # Everything built so far lives as long as the app: out of the collector's way.
@@ -104,6 +113,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         try:
             yield
         finally:
+            await scrape.stop_process_sampling(pool_sampling)
             if settings.gc_threshold:
                 gc.set_threshold(*thresholds)
                 gc.unfreeze()
@@ -141,6 +151,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
 
     mount_graphql(app, settings)
     app.add_middleware(RequestContextMiddleware)
+    # Outside the request middleware: it counts every request, refused bodies (413) too.
+    app.add_middleware(InFlightMiddleware)
     if settings.cors_origins:
         # Outside the request middleware, so every answer (errors and 500s included) carries the
         # CORS headers a browser needs to read it.

@@ -24,6 +24,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from app.api.handler import lean_handler
+from app.api.middleware import CALLER_STATE
 from app.api.openapi import document_route
 from app.api.ratelimit import KeyRateLimiter
 from app.core.auth import Caller, hash_key
@@ -99,7 +100,9 @@ def auth_failure_limiter() -> KeyRateLimiter:
 
 
 def auth_failure_limiter_for(rate: str, storage_uri: str) -> KeyRateLimiter:
-    return KeyRateLimiter(rate, storage_uri, subject="requests with invalid API keys")
+    return KeyRateLimiter(
+        rate, storage_uri, subject="requests with invalid API keys", metric_key="by_address"
+    )
 
 
 def reset_rate_limiter(
@@ -144,6 +147,8 @@ async def authenticate(request: Request) -> Caller:
             _known_valid.clear()
         _known_valid.add(key_hash)
         caller_cache.put(key_hash, caller)
+    # For the access line: which key called (REST and GraphQL both authenticate here).
+    request.scope.setdefault("state", {})[CALLER_STATE] = caller
     return caller
 
 
@@ -295,7 +300,9 @@ class KehuRoute(APIRoute):
                 limit_headers = await rate_limiter().hit(str(caller.key_id))
             else:
                 caller = public_caller(request)
-                limit_headers = await rate_limiter().hit(_public_address(request))
+                limit_headers = await rate_limiter().hit(
+                    _public_address(request), metric_key="anonymous"
+                )
             request.state.caller = caller
             if request.scope["query_string"]:
                 _check_query(request, allowed_query)

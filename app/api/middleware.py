@@ -8,22 +8,23 @@ from typing import Any
 
 import structlog
 from fastapi import HTTPException
-from prometheus_client import Histogram
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core import tracing
+from app.core.auth import Caller
 from app.core.errors import problem_body
+from app.core.metrics import REQUEST_SECONDS
 
 log = structlog.get_logger("kehu.access")
 errors_log = structlog.get_logger("kehu.errors")
-# Labelled by route template (not the raw path), so ids do not explode the series count.
-REQUEST_SECONDS = Histogram(
-    "kehu_http_request_duration_seconds",
-    "HTTP request duration by method, route template and status.",
-    ["method", "route", "status"],
-    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
-)
+# What the pipeline leaves for the access line in the request's state (``scope["state"]``, which
+# every copy of the scope shares): the ``Caller`` whose API key authenticated the request
+# (app/api/deps.py), and the ``code`` of the problem response it was answered with
+# (app/api/problems.py).
+CALLER_STATE = "authenticated_caller"
+PROBLEM_CODE_STATE = "problem_code"
 _timers: dict[tuple[str, str, int], Any] = {}
 
 
@@ -42,7 +43,14 @@ MAX_BODY_BYTES = 1024 * 1024
 
 
 async def _send_problem(
-    send: Send, status: int, code: str, detail: str, request_id: str, *, id_header: bool = True
+    send: Send,
+    status: int,
+    code: str,
+    detail: str,
+    request_id: str,
+    *,
+    id_header: bool = True,
+    traceparent: bytes | None = None,
 ) -> None:
     """``id_header``: add X-Request-ID (False when ``send`` adds it itself)."""
     body = json.dumps(problem_body(status, code, detail, request_id)).encode("ascii")
@@ -52,25 +60,39 @@ async def _send_problem(
     ]
     if id_header:
         headers.append((b"x-request-id", request_id.encode()))
+    if traceparent is not None:
+        headers.append((b"traceparent", traceparent))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-def _route_template(scope: Scope) -> str:
-    """The matched route with its parameters named (`/v1/customers/{customer_id}`)."""
-    if scope.get("route") is None:
-        return "unmatched"
-    path: str = scope.get("path", "")
-    for name, value in scope.get("path_params", {}).items():
-        path = path.replace(str(value), "{" + name + "}", 1)
-    return path
+def _route_template(scope: Scope) -> str | None:
+    """The matched route with its parameters named (`/v1/customers/{customer_id}`); None when no
+    route matched."""
+    route = scope.get("route")
+    if route is not None:
+        # FastAPI records its own routes, which know their template only below the prefix they
+        # were included under (`/v1`): the prefix is what the path holds before the segments the
+        # route's template matched (a parameter spans more than one only with `:path`).
+        own: str = route.path_format
+        params = scope.get("path_params", {})
+        depth = own.count("/") + sum(str(value).count("/") for value in params.values())
+        path: str = scope.get("path", "")
+        return (path.rsplit("/", depth)[0] if depth else path) + own
+    if "endpoint" not in scope:
+        return None  # nothing matched: a 404, or the redirect to the path with(out) its "/"
+    if "app_root_path" in scope:  # a mounted app (static files), at its mount path
+        return str(scope.get("root_path", "")) + "/{path}"
+    # A plain Starlette route (POST /graphql), which FastAPI does not record; without parameters
+    # it matches its own path only.
+    return None if scope.get("path_params") else str(scope.get("path", ""))
 
 
-def _logged_path(scope: Scope) -> str:
+def _logged_path(scope: Scope, route: str | None) -> str:
     """The path as logs show it: a key-less route's path is its credential (a survey link's
     token), so those log their template instead."""
-    if getattr(scope.get("route"), "requires_key", True) is False:
-        return _route_template(scope)
+    if route is not None and getattr(scope.get("route"), "requires_key", True) is False:
+        return route
     path: str = scope.get("path", "")
     return path
 
@@ -97,18 +119,31 @@ class RequestContextMiddleware:
         headers = dict(scope["headers"])
         incoming = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _INCOMING_ID.match(incoming) else os.urandom(16).hex()
-        scope.setdefault("state", {})["request_id"] = request_id
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        request_trace = tracing.server_trace(
+            headers, scope.get("method", ""), request_id, _route_template
+        )
+        structlog.contextvars.bind_contextvars(
+            request_id=request_id, trace_id=request_trace.trace_id
+        )
         raw_id = request_id.encode("latin-1")
         started = time.perf_counter()
         status_holder = {"status": 500, "started": False}
 
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            state[PROBLEM_CODE_STATE] = "payload_too_large"
             await _send_problem(
-                send, 413, "payload_too_large", "Request bodies are limited to 1 MiB.", request_id
+                send,
+                413,
+                "payload_too_large",
+                "Request bodies are limited to 1 MiB.",
+                request_id,
+                traceparent=request_trace.traceparent,
             )
             self._log(scope, 413, started, scope.get("method", ""))
+            request_trace.end(413, scope)
             return
 
         is_head = scope.get("method") == "HEAD"
@@ -131,7 +166,11 @@ class RequestContextMiddleware:
                 status_holder["status"] = message["status"]
                 status_holder["started"] = True
                 # Appended as a raw header: nothing upstream sets X-Request-ID.
-                message["headers"] = [*message.get("headers", ()), (b"x-request-id", raw_id)]
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    (b"x-request-id", raw_id),
+                    (b"traceparent", request_trace.traceparent),
+                ]
             elif message["type"] == "http.response.body" and is_head:
                 message = {**message, "body": b""}  # same headers (Content-Length too), no body
             await send(message)
@@ -144,9 +183,10 @@ class RequestContextMiddleware:
                 "unhandled_exception",
                 exc_info=exc,
                 method=scope.get("method"),
-                path=_logged_path(app_scope),
+                path=_logged_path(app_scope, _route_template(app_scope)),
             )
             if not status_holder["started"]:
+                state[PROBLEM_CODE_STATE] = "internal_error"
                 await _send_problem(
                     send_with_id,
                     500,
@@ -157,7 +197,8 @@ class RequestContextMiddleware:
                 )
         finally:
             self._log(app_scope, int(status_holder["status"]), started, scope.get("method", ""))
-            structlog.contextvars.unbind_contextvars("request_id")
+            request_trace.end(int(status_holder["status"]), app_scope)
+            structlog.contextvars.unbind_contextvars("request_id", "trace_id")
 
     @staticmethod
     def _log(scope: Scope, status: int, started: float, method: str) -> None:
@@ -165,13 +206,20 @@ class RequestContextMiddleware:
         if path in ("/healthz", "/metrics"):
             return
         elapsed = time.perf_counter() - started
-        _request_timer(method, _route_template(scope), status).observe(elapsed)
+        route = _route_template(scope)
+        _request_timer(method, route or "unmatched", status).observe(elapsed)
+        state = scope["state"]
+        caller: Caller | None = state.get(CALLER_STATE)
         log.info(
             "request",
             method=method,
-            path=_logged_path(scope),
+            path=_logged_path(scope, route),
+            route=route,
             status=status,
             duration_ms=round(elapsed * 1000, 2),
+            api_key_id=str(caller.key_id) if caller is not None else None,
+            api_key_name=caller.name if caller is not None else None,
+            problem_code=state.get(PROBLEM_CODE_STATE),
         )
 
 

@@ -4,8 +4,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from app.api import metrics as scrape
 from app.api.problems import problem_doc, problem_response
 from app.db import read_connection
 from app.db.migrations import applied_revision, head_revision
@@ -15,7 +15,8 @@ router = APIRouter(tags=["ops"])
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics() -> Response:
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    body, content_type = await scrape.render()
+    return Response(body, media_type=content_type)
 
 
 @router.get("/healthz", summary="Liveness: the process answers")

@@ -17,7 +17,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
+from app.api.middleware import PROBLEM_CODE_STATE
 from app.core.errors import (
     UNAVAILABLE_ERRORS,
     KehuError,
@@ -84,12 +86,27 @@ def problem_doc(description: str) -> dict[str, Any]:
 
 class ProblemResponse(JSONResponse):
     """``application/problem+json``, rendered ASCII-only: a detail or field path that echoes a
-    client's string (a lone surrogate, say) can never make the error itself fail to encode."""
+    client's string (a lone surrogate, say) can never make the error itself fail to encode.
+
+    As it is sent, it leaves its ``code`` in the request's state for the access line."""
 
     media_type = PROBLEM_JSON
 
+    def __init__(
+        self,
+        content: Mapping[str, Any],
+        status_code: int,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.code: str | None = content.get("code")
+        super().__init__(content, status_code=status_code, headers=headers)
+
     def render(self, content: Any) -> bytes:
         return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope.setdefault("state", {})[PROBLEM_CODE_STATE] = self.code
+        await super().__call__(scope, receive, send)
 
 
 def problem_response(

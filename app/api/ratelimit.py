@@ -8,6 +8,7 @@ from limits import parse
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 
+from app.core import metrics
 from app.core.errors import RateLimited
 
 
@@ -52,8 +53,19 @@ class _LocalWindows:
 
 
 class KeyRateLimiter:
-    def __init__(self, rate: str, storage_uri: str, subject: str = "this API key") -> None:
+    """``metric_key``: what ``kehu_rate_limited_total`` labels this limiter's refusals with when
+    its keys are not API key ids (client addresses must not become label values); by default the
+    key itself, which ``hit`` and ``check`` may override per call."""
+
+    def __init__(
+        self,
+        rate: str,
+        storage_uri: str,
+        subject: str = "this API key",
+        metric_key: str | None = None,
+    ) -> None:
         self.subject = subject
+        self.metric_key = metric_key
         self.item = parse(rate)
         self.local: _LocalWindows | None = None
         self.shared: SlidingWindowCounterRateLimiter | None = None
@@ -76,14 +88,28 @@ class KeyRateLimiter:
         stats = await self.shared.get_window_stats(self.item, key)
         return allowed, stats.remaining, stats.reset_time - time.time()
 
-    async def hit(self, key: str, cost: int = 1) -> dict[str, str]:
+    async def hit(
+        self, key: str, cost: int = 1, *, metric_key: str | None = None
+    ) -> dict[str, str]:
         """Count one request weighing ``cost`` (a GraphQL operation weighs more than 1); the
         RateLimit headers to send, or RateLimited when over the limit (nothing is counted then)."""
-        return self._headers(*await self._count(key, max(1, cost), record=True))
+        try:
+            return self._headers(*await self._count(key, max(1, cost), record=True))
+        except RateLimited:
+            self._count_refusal(metric_key or self.metric_key or key)
+            raise
 
-    async def check(self, key: str) -> dict[str, str]:
+    async def check(self, key: str, *, metric_key: str | None = None) -> dict[str, str]:
         """As ``hit`` with cost 1, counting nothing: RateLimited when the budget is used up."""
-        return self._headers(*await self._count(key, 1, record=False))
+        try:
+            return self._headers(*await self._count(key, 1, record=False))
+        except RateLimited:
+            self._count_refusal(metric_key or self.metric_key or key)
+            raise
+
+    @staticmethod
+    def _count_refusal(metric_key: str) -> None:
+        metrics.RATE_LIMITED.labels(metric_key).inc()
 
     def _headers(self, allowed: bool, remaining: int, reset_in: float) -> dict[str, str]:
         reset = max(0, math.ceil(reset_in))

@@ -63,6 +63,12 @@ def list_query() -> Select[Any]:
     return select(*_PUBLIC).order_by(keys.c.created_at, keys.c.id)
 
 
+async def list_all(conn: Connection, *, include_revoked: bool) -> list[ApiKeyOut]:
+    """Every key (or every active one), oldest first, without the hash, in one list."""
+    query = list_query() if include_revoked else list_query().where(ACTIVE)
+    return [_key(row) for row in (await conn.execute(query)).all()]
+
+
 async def any_key_ever(conn: Connection) -> bool:
     """Whether the table has any row at all, revoked keys included."""
     return (await conn.execute(select(keys.c.id).limit(1))).first() is not None

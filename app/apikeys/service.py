@@ -40,6 +40,12 @@ async def list_keys(
     return page.mapped(ApiKeyOut.model_validate)
 
 
+async def all_keys(conn: Connection, caller: Caller, *, include_revoked: bool) -> list[ApiKeyOut]:
+    """Every key, oldest first, unpaged: the command line's list (a key table stays small)."""
+    caller.require("admin")
+    return await repository.list_all(conn, include_revoked=include_revoked)
+
+
 async def revoke_key(conn: Connection, caller: Caller, key_id: uuid.UUID) -> None:
     """Revoke a key; never the last active admin key (409 ``last_admin_key``), which would leave
     nobody able to manage keys. The check and the revocation run under one lock, so two admin keys

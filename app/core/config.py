@@ -3,6 +3,7 @@
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, IPvAnyNetwork, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -48,6 +49,12 @@ class Settings(BaseSettings):
         description="Run the job worker inside `kehu serve`. Default: yes with the embedded "
         "database, no with an external one (run `kehu worker`).",
     )
+    graphiql: bool | None = Field(
+        default=None,
+        description="Serve the GraphiQL IDE at GET /graphql to browsers (assets from the package, "
+        "no CDN). Default: on with the embedded database, off with an external one "
+        "(KEHU_DATABASE_URL set). Off: that page answers 404 `not_found`.",
+    )
     run_sequencer: bool = Field(
         default=True,
         description="Run the event sequencer (stamps feed positions) in this process. Several may "
@@ -66,6 +73,19 @@ class Settings(BaseSettings):
         description="FastAPI's native OpenTelemetry traces, metrics and logs, sent to the providers "
         "configured in the process (`opentelemetry-instrument`, OTEL_* variables). Off: no "
         "per-request telemetry cost (about 60 µs per request even with nothing configured).",
+    )
+    otel_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP collector to export traces to: its base URL "
+        "(`http://collector:4318`, `/v1/traces` is appended) or its traces URL. Set: a span per "
+        "request, SQL statement and job run, in batches (needs the `otel` extra: "
+        "`uv run --extra otel kehu serve`). Unset: no spans are made; requests still continue "
+        "an incoming W3C `traceparent` and answer with one.",
+    )
+    otel_service_name: str = Field(
+        default="kehu",
+        min_length=1,
+        description="`service.name` of the exported spans (with KEHU_OTEL_ENDPOINT).",
     )
     graphql_max_depth: int = Field(default=10, ge=1, description="Deepest GraphQL query allowed.")
     graphql_max_aliases: int = Field(default=30, ge=1, description="Aliases per GraphQL query.")
@@ -198,6 +218,16 @@ class Settings(BaseSettings):
         ge=1,
         description="Two items count as bought together once they share at least this many orders.",
     )
+
+    @field_validator("otel_endpoint")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL, e.g. http://collector:4318")
+        return value.strip()
 
     @field_validator("cors_origins", "webhook_allow_nets", mode="before")
     @classmethod

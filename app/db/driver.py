@@ -24,6 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.types import JSON
 
+from app.core import tracing
 from app.db.engine import Connection
 
 # SQLAlchemy's statement log (``echo``), so these statements show there like every other.
@@ -76,18 +77,20 @@ class DriverStatement:
         adapter = await _adapter(conn, only_write=only_write)
         if _statements_log.isEnabledFor(logging.INFO):  # as SQLAlchemy's echo, values hidden
             _statements_log.info("%s\n[driver statement; parameters hidden]", self.sql)
-        try:
-            return await adapter._connection.fetchrow(self.sql, *self.arguments(params))
-        except Exception as error:
-            await _raise_as_sqlalchemy(conn, adapter, self.sql, error)
+        with tracing.sql_span(self.sql, conn.engine.url.database):
+            try:
+                return await adapter._connection.fetchrow(self.sql, *self.arguments(params))
+            except Exception as error:
+                await _raise_as_sqlalchemy(conn, adapter, self.sql, error)
 
     async def fetch(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
         """Every row (``asyncpg.Record``s), in ``conn``'s transaction; errors as ``fetchrow``."""
         adapter = await _adapter(conn)
-        try:
-            return list(await adapter._connection.fetch(self.sql, *self.arguments(params)))
-        except Exception as error:
-            await _raise_as_sqlalchemy(conn, adapter, self.sql, error)
+        with tracing.sql_span(self.sql, conn.engine.url.database):
+            try:
+                return list(await adapter._connection.fetch(self.sql, *self.arguments(params)))
+            except Exception as error:
+                await _raise_as_sqlalchemy(conn, adapter, self.sql, error)
 
 
 async def _adapter(conn: Connection, *, only_write: bool = False) -> Any:

@@ -26,6 +26,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import structlog
 
+from app.core import metrics
 from app.events import repository
 
 log = structlog.get_logger("kehu.events.sequencer")
@@ -112,7 +113,9 @@ class Sequencer:
             while not self._stopping.is_set():
                 # Cleared before the pass: a commit notified during the pass triggers another one.
                 self._wake.clear()
-                self.stamped += await catch_up(conn, self.batch_size)
+                stamped = await catch_up(conn, self.batch_size)
+                self.stamped += stamped
+                metrics.EVENTS_STAMPED.inc(stamped)
                 self._backoff = 0.2
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)

@@ -30,10 +30,9 @@ from typing import Any
 
 import httpx2 as httpx
 import structlog
-from prometheus_client import Counter, Gauge, Histogram
 from standardwebhooks import Webhook
 
-from app.core import clock
+from app.core import clock, metrics
 from app.core.auth import Caller
 from app.core.ids import new_id
 from app.db import Connection, unit_of_work
@@ -61,14 +60,11 @@ LEASE = timedelta(seconds=60)
 EXCERPT_BYTES = 1024
 USER_AGENT = "Kehu-Webhooks/1"
 
-ATTEMPTS = Counter("kehu_webhook_attempts", "Webhook delivery attempts by outcome.", ["outcome"])
-LAG = Histogram(
-    "kehu_webhook_lag_seconds",
-    "From an event's occurrence to its successful delivery.",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 36000),
-)
-IN_FLIGHT = Gauge("kehu_webhook_in_flight", "Webhook deliveries being sent by this process.")
-BACKLOG = Gauge("kehu_webhook_backlog", "Webhook deliveries waiting (pending), all endpoints.")
+# Defined with every other metric (app/core/metrics.py).
+ATTEMPTS = metrics.WEBHOOK_ATTEMPTS
+LAG = metrics.WEBHOOK_LAG
+IN_FLIGHT = metrics.WEBHOOK_IN_FLIGHT
+BACKLOG = metrics.WEBHOOK_BACKLOG
 
 _WITH_PII = Caller(uuid.UUID(int=0), "webhooks", frozenset({"pii:read"}))
 _WITHOUT_PII = Caller(uuid.UUID(int=0), "webhooks", frozenset())

@@ -10,21 +10,29 @@ import structlog
 from pgqueuer import AsyncpgDriver, Job, Queries, QueueManager, SchedulerManager
 from pgqueuer.models import Schedule
 
+from app.core import tracing
+from app.worker.metrics import measured
 from app.worker.registry import JOBS, RUNNERS, SCHEDULES, JobHandler, Runner, decode_payload
 
 log = structlog.get_logger("kehu.worker")
 
 
 def _bind(qm: QueueManager, name: str, handler: JobHandler) -> None:
+    handler = measured(name, handler)
+
     @qm.entrypoint(name)
     async def run(job: Job) -> None:
-        await handler(decode_payload(job.payload))
+        with tracing.job_span(name):
+            await handler(decode_payload(job.payload))
 
 
 def _schedule(sm: SchedulerManager, name: str, expression: str, handler: JobHandler) -> None:
+    handler = measured(name, handler)
+
     @sm.schedule(name, expression)
     async def run(_: Schedule) -> None:
-        await handler({})
+        with tracing.job_span(name):
+            await handler({})
 
 
 class Worker:

@@ -14,6 +14,7 @@ executing a small query does. POST is what clients use, so this path does only w
 GET (queries in the URL, and the GraphiQL page) stays on strawberry's router.
 """
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import lru_cache
 from inspect import isawaitable
@@ -38,6 +39,7 @@ from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 from app.api.graphql.context import Context
 from app.api.graphql.errors import KehuErrors, code_own_errors, log_errors, needs_rewrite
+from app.api.graphql.metrics import observe_operation, sole_operation_name
 
 # Documents longer than this are parsed every time, so odd huge ones cannot fill the cache.
 CACHED_QUERY_LENGTH = 20_000
@@ -81,6 +83,7 @@ class GraphQLExecutor:
         context: Context,
     ) -> dict[str, Any]:
         """The response body of one operation: ``{"data": ...[, "errors": [...]]}``."""
+        started = time.perf_counter()
         prepared = self._cached if len(query) <= CACHED_QUERY_LENGTH else self._prepare
         document, errors = prepared(query)
         if document is None or errors:
@@ -102,6 +105,11 @@ class GraphQLExecutor:
         body: dict[str, Any] = {"data": result.data}
         if result.errors:
             body["errors"] = [error.formatted for error in self._client_errors(result.errors)]
+        observe_operation(
+            operation_name or sole_operation_name(document),
+            bool(result.errors),
+            time.perf_counter() - started,
+        )
         return body
 
     def _client_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:

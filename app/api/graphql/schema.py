@@ -26,7 +26,9 @@ from app.api.graphql.context import Context, GraphQLInfo, get_context
 from app.api.graphql.errors import KehuErrors, code_own_errors, log_errors
 from app.api.graphql.executor import GraphQLExecutor
 from app.api.graphql.extend import extend_types
+from app.api.graphql.graphiql import graphiql_enabled, mount_assets
 from app.api.graphql.ids import decode_global_id
+from app.api.graphql.metrics import GraphQLMetrics
 from app.api.graphql.pydantic_types import node_types
 from app.api.graphql.transport import KehuGraphQLRouter, post_endpoint
 from app.core.config import Settings
@@ -70,6 +72,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     rules = limit_rules(settings)
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         KehuErrors,
+        GraphQLMetrics,
         partial(MaxTokensLimiter, max_token_count=settings.graphql_max_tokens),
         partial(AddValidationRules, rules),
         ParserCache,
@@ -90,14 +93,18 @@ def build_schema(settings: Settings) -> strawberry.Schema:
 
 def mount_graphql(app: FastAPI, settings: Settings, path: str = "/graphql") -> None:
     """POST on Kehu's own executor (first among the routes: the hot path); GET (URL queries and
-    the GraphiQL page) on strawberry's router."""
+    the GraphiQL page, when ``KEHU_GRAPHIQL`` resolves to on) on strawberry's router."""
     schema = build_schema(settings)
     executor = GraphQLExecutor(schema, limit_rules(settings), settings.graphql_max_tokens)
     app.state.graphql_executor = executor
     app.router.routes.insert(
         0, Route(path, post_endpoint(executor), methods=["POST"], include_in_schema=False)
     )
+    graphiql_assets = mount_assets(app, path) if graphiql_enabled(settings) else None
     router: GraphQLRouter[Context, None] = KehuGraphQLRouter(
-        schema, context_getter=get_context, graphql_ide="graphiql", subscription_protocols=()
+        schema,
+        graphiql_assets=graphiql_assets,
+        context_getter=get_context,
+        subscription_protocols=(),
     )
     app.include_router(router, prefix=path, include_in_schema=False)

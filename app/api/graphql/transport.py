@@ -8,7 +8,8 @@ handlers render it exactly as on /v1:
 
 - 400 ``invalid_request``: the body or query string is not a GraphQL request;
 - 415 ``unsupported_media_type``: a POST whose body is not ``application/json``;
-- 405 ``method_not_allowed``: a mutation over GET (``Allow: POST``).
+- 405 ``method_not_allowed``: a mutation over GET (``Allow: POST``);
+- 404 ``not_found``: the GraphiQL page asked for while ``KEHU_GRAPHIQL`` is off.
 
 The body is parsed once, with the same JSON reader as /v1, and refused before strawberry sees it
 when it is nested deeper than ``MAX_JSON_DEPTH`` or holds a lone surrogate anywhere.
@@ -19,17 +20,26 @@ from typing import Any
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from fastapi import Request, Response
+from fastapi.responses import HTMLResponse
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLRequestData
+from strawberry.http.base import BaseRequestProtocol
+from strawberry.schema.base import BaseSchema
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
 from app.api.deps import authenticate, rate_limiter
 from app.api.graphql.context import Context, operation_cost
 from app.api.graphql.executor import GraphQLExecutor
+from app.api.graphql.graphiql import graphiql_page
 from app.core.errors import BadRequest, MethodNotAllowed, NotFound, UnsupportedMediaType
 from app.core.http import InvalidJSON, is_json_media_type, load_json
 from app.core.schemas import hostile_json
+
+GRAPHIQL_OFF = (
+    "GraphiQL is not served here (KEHU_GRAPHIQL is off): send GraphQL requests with POST, "
+    "or as GET with `query`."
+)
 
 
 def _invalid(detail: str) -> BadRequest:
@@ -104,6 +114,25 @@ def post_endpoint(executor: GraphQLExecutor) -> Any:
 
 
 class KehuGraphQLRouter(GraphQLRouter[Context, None]):
+    """Strawberry's router with the transport's errors as problems, and GraphiQL served from the
+    package: ``graphiql_assets`` is the URL path of its assets (``graphiql.mount_assets``), None
+    when GraphiQL is off."""
+
+    def __init__(self, schema: BaseSchema, *, graphiql_assets: str | None, **kwargs: Any) -> None:
+        super().__init__(schema, graphql_ide="graphiql" if graphiql_assets else None, **kwargs)
+        self.graphiql_assets = graphiql_assets
+
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        # The page only for a browser asking for HTML, as the context lets it in without a key
+        # (``context._wants_graphiql``); strawberry would also serve it for `Accept: */*`.
+        wants_html = "text/html" in request.headers.get("accept", "")
+        return wants_html and super().should_render_graphql_ide(request)
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        if self.graphiql_assets is None:  # strawberry asks for no page then; never a 500 if it did
+            raise NotFound(GRAPHIQL_OFF)
+        return graphiql_page(request.scope.get("root_path", "") + self.graphiql_assets)
+
     def decode_json(self, data: str | bytes) -> object:
         return decode_request_json(data)
 
@@ -151,5 +180,6 @@ class KehuGraphQLRouter(GraphQLRouter[Context, None]):
             if exc.status_code == 405:
                 raise MethodNotAllowed(exc.reason, headers={"Allow": "GET, POST"}) from None
             if exc.status_code == 404:
-                raise NotFound(exc.reason) from None
+                # Strawberry's only 404: the IDE page asked for while GraphiQL is off.
+                raise NotFound(GRAPHIQL_OFF) from None
             raise _invalid(exc.reason) from None
