@@ -65,12 +65,15 @@ def load_json_body(body: bytes) -> tuple[Any, bool]:
     lone surrogate, no non-finite number, no nesting past ``MAX_JSON_DEPTH``, i.e. nothing
     ``app.core.schemas.hostile_json`` would refuse. Decided from the text in ~5 ms for a 1,000-order
     batch, where walking the parsed value costs tens of microseconds per object; False means only
-    that the walk must decide (the text has an escaped NUL or surrogate, or a harmless lookalike)."""
+    that the walk must decide (the text has an escaped NUL or surrogate, or a harmless lookalike,
+    or the body is small enough to walk for less)."""
     floats = _FloatWatch()
     value = _parse(body, floats)
     # A raw NUL or surrogate cannot get past strict UTF-8 decoding and JSON parsing: only escapes.
+    # The text checks cost ~50 µs whatever the size: below ~1 KB walking the value is cheaper.
     plain = (
-        floats.finite
+        len(body) >= _PLAIN_CHECK_MIN_BYTES
+        and floats.finite
         and b"\\u0000" not in body
         and _SURROGATE_ESCAPE.search(body) is None
         and _nesting(body) <= MAX_JSON_DEPTH
@@ -78,6 +81,9 @@ def load_json_body(body: bytes) -> tuple[Any, bool]:
     return value, plain
 
 
+# Bodies from this size on are checked as text (a 1,000-order batch is ~440 KB); smaller ones are
+# walked once parsed (one order, ~440 bytes: 30 µs against 65 µs for the text checks).
+_PLAIN_CHECK_MIN_BYTES = 2048
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 # +1 for an opening bracket, -1 for a closing one, 0 for any other byte.
 _BRACKET_STEP = np.zeros(256, dtype=np.int8)

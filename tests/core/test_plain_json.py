@@ -29,6 +29,9 @@ _values = st.recursive(
 )
 
 
+PADDING = "p" * 2048
+
+
 def _nested(depth: int, leaf: Any = 1) -> Any:
     value = leaf
     for n in range(depth):
@@ -40,8 +43,9 @@ def _nested(depth: int, leaf: Any = 1) -> Any:
 @given(_values, st.booleans())
 def test_a_plain_body_is_one_the_walk_accepts(value: Any, ascii_only: bool) -> None:
     try:
-        # allow_nan: NaN and Infinity literals, as hostile clients send them.
-        text = json.dumps(value, ensure_ascii=ascii_only, allow_nan=True)
+        # allow_nan: NaN and Infinity literals, as hostile clients send them; padded past the size
+        # from which bodies are checked as text.
+        text = json.dumps([value, PADDING], ensure_ascii=ascii_only, allow_nan=True)
         body = text.encode("utf-8", "surrogatepass")
     except (ValueError, RecursionError):
         return
@@ -67,6 +71,7 @@ def test_hostile_bodies_are_not_plain() -> None:
         b"[" + b"9" * 400 + b".5]",
         json.dumps(_nested(MAX_JSON_DEPTH + 1)).encode(),
     ]:
+        body = b'{"padding": "' + PADDING.encode() + b'", "value": ' + body + b"}"
         parsed, plain = load_json_body(body)
         assert hostile_json(parsed) is not None, body
         assert not plain, body
@@ -80,11 +85,14 @@ def test_ordinary_bodies_are_plain() -> None:
         "name": '乌龙 "[best]" {tea} \\ back',
         "items": [{"quantity": 2, "price": 1.5e10, "tags": ["a]", "{b"]}],
     }
-    for text in (json.dumps(order), json.dumps(order, ensure_ascii=False)):
+    for text in (json.dumps([order] * 20), json.dumps([order] * 20, ensure_ascii=False)):
         _, plain = load_json_body(text.encode())
         assert plain, text
-    _, plain = load_json_body(json.dumps(_nested(MAX_JSON_DEPTH - 1)).encode())
+    _, plain = load_json_body(json.dumps([_nested(MAX_JSON_DEPTH - 2), PADDING]).encode())
     assert plain
+    # A small body is walked instead: the text checks would cost more.
+    _, plain = load_json_body(json.dumps(order).encode())
+    assert not plain
 
 
 @settings(max_examples=300, deadline=None)
