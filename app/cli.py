@@ -335,6 +335,11 @@ def worker() -> None:
         sequencer = Sequencer(dsn) if settings.run_sequencer else None
         sequencer_task = asyncio.create_task(sequencer.run()) if sequencer else None
         running = Worker(dsn)
+        scrape = None
+        if settings.worker_metrics_port is not None:
+            from app.worker.metrics import serve_metrics
+
+            scrape = await serve_metrics(settings.host, settings.worker_metrics_port)
         loop = asyncio.get_running_loop()
         for stop_signal in (signal.SIGTERM, signal.SIGINT):
             # Stop taking work, let deliveries in flight finish and be recorded, then exit.
@@ -342,6 +347,8 @@ def worker() -> None:
         try:
             await running.run()
         finally:
+            if scrape is not None:
+                scrape.close()
             if sequencer is not None and sequencer_task is not None:
                 await stop_and_wait(sequencer, sequencer_task)
             await db.dispose()

@@ -55,6 +55,14 @@ class Settings(BaseSettings):
         "no CDN). Default: on with the embedded database, off with an external one "
         "(KEHU_DATABASE_URL set). Off: that page answers 404 `not_found`.",
     )
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Serve Prometheus `/metrics` from `kehu worker` on this port (on KEHU_HOST): "
+        "its job runs and durations, stamped events and pools, which `kehu serve`'s scrape does "
+        "not see. Unset: none.",
+    )
     run_sequencer: bool = Field(
         default=True,
         description="Run the event sequencer (stamps feed positions) in this process. Several may "
