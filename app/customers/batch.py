@@ -6,6 +6,7 @@ from sqlalchemy.exc import IntegrityError
 from app.core import clock
 from app.core.auth import Caller
 from app.core.errors import Conflict, KehuError, batch_item_problem
+from app.core.schemas import json_checked
 from app.customers import repository, service
 from app.customers.schemas import (
     BatchItemResult,
@@ -53,21 +54,23 @@ def _item_error(index: int, exc: KehuError | ValidationError) -> BatchItemResult
 
 
 async def batch_upsert(
-    conn: Connection, caller: Caller, batch: CustomerBatch
+    conn: Connection, caller: Caller, batch: CustomerBatch, *, items_plain: bool = False
 ) -> CustomerBatchResult:
     """Upsert up to 1,000 customers in the caller's transaction, matching on external_id, then email.
 
     Each item is checked on its own and reported on its own; valid items are written even when
-    others fail, all in one transaction (each item in its own savepoint).
+    others fail, all in one transaction (each item in its own savepoint). ``items_plain``: the
+    items come from a body ``load_json_body`` found plain (no hostile-JSON walk per item).
     """
     caller.require("customers:write")
     parsed: dict[int, CustomerBatchItem] = {}
     results: dict[int, BatchItemResult] = {}
-    for index, raw in enumerate(batch.items):
-        try:
-            parsed[index] = CustomerBatchItem.model_validate(raw)
-        except ValidationError as exc:
-            results[index] = _item_error(index, exc)
+    with json_checked(items_plain):
+        for index, raw in enumerate(batch.items):
+            try:
+                parsed[index] = CustomerBatchItem.model_validate(raw)
+            except ValidationError as exc:
+                results[index] = _item_error(index, exc)
 
     existing = await repository.holders_of(
         conn,

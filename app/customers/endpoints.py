@@ -66,9 +66,11 @@ async def list_customers(
     summary="Upsert up to 1,000 customers",
     description="Matches on `external_id`, then `email`. One transaction; one result per item "
     "(an invalid item is reported and skipped, the others are written).",
+    response_model=CustomerBatchResult,
 )
-async def upsert_customers_batch(body: CustomerBatch, scope: ScopeDep) -> CustomerBatchResult:
-    return await batch.batch_upsert(scope.conn, scope.caller, body)
+async def upsert_customers_batch(body: CustomerBatch, scope: ScopeDep) -> Response:
+    result = await batch.batch_upsert(scope.conn, scope.caller, body, items_plain=scope.body_plain)
+    return json_response(result)
 
 
 @router.get("/{customer_id}", summary="Get a customer", response_model=CustomerOut)

@@ -6,6 +6,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.core.auth import Caller
 from app.core.errors import Conflict, KehuError, batch_item_problem
+from app.core.schemas import json_checked
 from app.db import Connection
 from app.interactions import service
 from app.interactions.schemas import (
@@ -21,20 +22,23 @@ def _item_error(index: int, exc: KehuError | ValidationError) -> InteractionBatc
 
 
 async def log_batch(
-    conn: Connection, caller: Caller, batch: InteractionBatch
+    conn: Connection, caller: Caller, batch: InteractionBatch, *, items_plain: bool = False
 ) -> InteractionBatchResult:
     """Log up to 1,000 interactions in the caller's transaction; one result per item, in order.
 
     An item whose (source, external_id) is stored already (or came earlier in this batch) for the
-    same customer is ``existing``; for another customer it is an ``external_id_conflict`` error."""
+    same customer is ``existing``; for another customer it is an ``external_id_conflict`` error.
+    ``items_plain``: the items come from a body ``load_json_body`` found plain (no hostile-JSON
+    walk per item)."""
     caller.require("interactions:write")
     results: dict[int, InteractionBatchItemResult] = {}
     valid: list[tuple[int, InteractionCreate]] = []
-    for index, raw in enumerate(batch.items):
-        try:
-            valid.append((index, InteractionCreate.model_validate(raw)))
-        except ValidationError as exc:
-            results[index] = _item_error(index, exc)
+    with json_checked(items_plain):
+        for index, raw in enumerate(batch.items):
+            try:
+                valid.append((index, InteractionCreate.model_validate(raw)))
+            except ValidationError as exc:
+                results[index] = _item_error(index, exc)
     # Written in customer order (request order within a customer): each item's event locks its
     # customer's sequence row, and two batches taking those locks in different orders would
     # deadlock. So a pair sent for two customers in one batch is created for the first customer

@@ -75,9 +75,11 @@ async def list_interactions(
     description="One transaction; one result per item, in request order: `created`, "
     "`existing` (its source and external_id were logged before) or `error` (the item is "
     "reported and skipped, the others are written).",
+    response_model=InteractionBatchResult,
 )
-async def log_interactions_batch(body: InteractionBatch, scope: ScopeDep) -> InteractionBatchResult:
-    return await batch.log_batch(scope.conn, scope.caller, body)
+async def log_interactions_batch(body: InteractionBatch, scope: ScopeDep) -> Response:
+    result = await batch.log_batch(scope.conn, scope.caller, body, items_plain=scope.body_plain)
+    return json_response(result)
 
 
 @router.get("/{interaction_id}", summary="Get an interaction", response_model=InteractionOut)
