@@ -3,14 +3,12 @@
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx2 as httpx
 
-from tests.fixtures.database import ROOT
+from tests.fixtures.processes import start_kehu
 
 
 def _free_port() -> int:
@@ -28,14 +26,7 @@ def test_serve_starts_against_an_unreachable_database_and_reports_not_ready(tmp_
         "KEHU_DATA_DIR": str(tmp_path / "data"),
         "KEHU_LOG_LEVEL": "error",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = start_kehu("serve", env=env, capture=True)
     try:
         ready = None
         deadline = time.monotonic() + 30

@@ -11,8 +11,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, suppress
@@ -40,6 +38,7 @@ from app.worker.queue import enqueue
 from app.worker.runner import Worker
 from tests.fixtures.database import ROOT
 from tests.fixtures.factories import KeyFactory, bearer, customer_body
+from tests.fixtures.processes import start_kehu
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 DASHBOARD = ROOT / "docs" / "grafana-dashboard.json"
@@ -351,14 +350,7 @@ def test_two_workers_answer_one_coherent_scrape(database_url: str, tmp_path: Pat
         "TMPDIR": str(tmp_path),  # where the shared metrics directory is made
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--workers", "2"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = start_kehu("serve", "--workers", "2", env=env, capture=True)
     try:
         deadline = time.monotonic() + 40
         pools = None

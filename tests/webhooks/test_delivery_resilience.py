@@ -5,7 +5,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import uuid
 from collections import defaultdict
 from datetime import timedelta
@@ -23,6 +22,7 @@ from app.events import service as events
 from app.webhooks import delivery
 from app.webhooks.repository import deliveries
 from tests.fixtures.events import wait_stamped
+from tests.fixtures.processes import start_kehu
 from tests.fixtures.receiver import Received, Receiver, register_endpoint
 
 pytestmark = pytest.mark.usefixtures("allow_local_targets")
@@ -122,14 +122,7 @@ def _worker(database_url: str) -> subprocess.Popen[bytes]:
         "KEHU_RUN_SEQUENCER": "false",  # the test's app runs one
         "KEHU_LOG_LEVEL": "warning",
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "worker"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    return start_kehu("worker", env=env, own_session=True)
 
 
 async def _until(condition: Any, seconds: float, what: str) -> None:

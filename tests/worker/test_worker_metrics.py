@@ -5,7 +5,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import uuid
 
 import httpx2 as httpx
@@ -13,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.db import unit_of_work
 from app.events import service as events
-from tests.fixtures.database import ROOT
+from tests.fixtures.processes import start_kehu
 from tests.test_cli_serve import _free_port
 
 
@@ -32,14 +31,7 @@ def _start_worker(database_url: str, port: int) -> subprocess.Popen[bytes]:
         "KEHU_WORKER_METRICS_PORT": str(port),
         "KEHU_LOG_LEVEL": "warning",
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "worker"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    return start_kehu("worker", env=env, own_session=True)
 
 
 def _stop(worker: subprocess.Popen[bytes]) -> None:
