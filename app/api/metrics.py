@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core import metrics
 from app.db import engine as db
+from app.worker import queue
 
 log = structlog.get_logger("kehu.metrics")
 
@@ -70,10 +71,8 @@ def sample_pools() -> None:
         metrics.DB_POOL_WAITING.labels(label).set(waiting() if waiting is not None else 0)
 
 
-_QUEUE_DEPTH = text(
-    "SELECT entrypoint, status::text, count(*) FROM pgqueuer GROUP BY entrypoint, status"
-)
-# The oldest event still without a feed position (a partial index holds exactly those rows).
+# The oldest event still without a feed position (a partial index holds exactly those rows). Here,
+# not in app/events: the shared layers name no domain package (tests/test_layers.py).
 _SEQUENCER_LAG = text(
     "SELECT coalesce(extract(epoch FROM clock_timestamp() - min(occurred_at)), 0)::float8"
     " FROM events WHERE position IS NULL"
@@ -111,10 +110,10 @@ class DatabaseSnapshot(Collector):
             await conn.execute(
                 text(f"SET LOCAL statement_timeout = {DATABASE_STATEMENT_TIMEOUT_MS}")
             )
-            rows = (await conn.execute(_QUEUE_DEPTH)).all()
-            lag = (await conn.execute(_SEQUENCER_LAG)).scalar_one()
-        self.queue_depth = {(str(name), str(status)): int(count) for name, status, count in rows}
-        self.sequencer_lag = max(0.0, float(lag))
+            depth = await queue.depth(conn)
+            lag = float((await conn.execute(_SEQUENCER_LAG)).scalar_one())
+        self.queue_depth = depth
+        self.sequencer_lag = max(0.0, lag)
 
     def collect(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily(

@@ -49,3 +49,12 @@ async def enqueue(
     body = json.dumps(payload or {}, separators=(",", ":"), default=str).encode()
     ids = await queries.enqueue(entrypoint, body, execute_after=delay, dedupe_key=dedupe_key)
     return int(ids[0])
+
+
+_DEPTH = text("SELECT entrypoint, status::text, count(*) FROM pgqueuer GROUP BY entrypoint, status")
+
+
+async def depth(conn: Connection) -> dict[tuple[str, str], int]:
+    """Jobs in the queue by (entrypoint, status): what the metrics call the queue depth."""
+    rows = (await conn.execute(_DEPTH)).all()
+    return {(str(name), str(status)): int(count) for name, status, count in rows}

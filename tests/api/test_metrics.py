@@ -312,9 +312,7 @@ async def test_a_slow_database_does_not_hold_the_scrape(
 ) -> None:
     first = await scrape(client)
     # A queue query slower than the statement timeout: the scrape answers with the last figures.
-    monkeypatch.setattr(
-        "app.api.metrics._QUEUE_DEPTH", text("SELECT 'x', 'queued', 1 FROM pg_sleep(5)")
-    )
+    monkeypatch.setattr("app.worker.queue._DEPTH", text("SELECT 'x', 'queued', 1 FROM pg_sleep(5)"))
     started = time.monotonic()
     slow = await scrape(client)
     assert time.monotonic() - started < 3
