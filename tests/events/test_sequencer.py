@@ -1,12 +1,16 @@
 """The sequencer on its own: idle passes, several at once, a database that is down or not migrated."""
 
 import asyncio
+import itertools
 import uuid
 from collections import defaultdict
 from contextlib import suppress
+from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 from asgi_lifespan import LifespanManager
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from app.core.config import Settings
 from app.db import unit_of_work
@@ -155,3 +159,118 @@ async def test_the_app_runs_a_sequencer_unless_told_not_to(database_url: str) ->
                 await asyncio.sleep(1.5)  # longer than the poll interval
                 assert await unstamped() == 1
     assert [row.position for row in await all_events()] == [1, 2]
+
+
+# A model of one pass, stated as the feed's promise rather than as the repository computes it:
+# the batch is the `size` oldest unstamped rows by (occurred_at, id); a customer's batched rows are
+# stamped as far as they are a prefix of its unstamped events; slots follow time, but within a
+# customer follow sequence.
+Row = tuple[uuid.UUID, uuid.UUID | None, int | None, int]  # id, customer, sequence, seconds
+
+
+def _model_pass(rows: list[Row], stamped: dict[uuid.UUID, int], size: int) -> dict[uuid.UUID, int]:
+    unstamped = sorted((r for r in rows if r[0] not in stamped), key=lambda r: (r[3], r[0]))
+    batch = unstamped[:size]
+    in_batch = {r[0] for r in batch}
+    chosen = [r for r in batch if r[1] is None]
+    for customer in {r[1] for r in batch if r[1] is not None}:
+        pending = sorted((r for r in unstamped if r[1] == customer), key=lambda r: r[2] or 0)
+        for r in pending:
+            if r[0] not in in_batch:
+                break
+            chosen.append(r)
+    base = max(stamped.values(), default=0)
+    slots = {r[0]: slot for slot, r in enumerate(sorted(chosen, key=lambda r: (r[3], r[0])), 1)}
+    positions = {}
+    for owner in {r[1] for r in chosen}:
+        group = [r for r in chosen if r[1] == owner]
+        if owner is None:
+            positions.update({r[0]: base + slots[r[0]] for r in group})
+            continue
+        by_sequence = sorted(group, key=lambda r: r[2] or 0)
+        for r, slot in zip(by_sequence, sorted(slots[r[0]] for r in group), strict=True):
+            positions[r[0]] = base + slot
+    return positions
+
+
+customer_events = st.tuples(
+    st.integers(0, 6),  # events
+    st.integers(0, 6),  # of which stamped already (a prefix)
+    st.integers(0, 7),  # a sequence deleted (a gap), when in range
+)
+
+
+async def test_passes_stamp_what_the_model_stamps(database_url: str) -> None:
+    """Random customers (some events stamped already, gaps in their sequences), events without a
+    customer, times out of sequence order and tied, and passes of random sizes: each pass stamps
+    exactly the rows and positions of the model, until every event is stamped."""
+    conn = await asyncpg.connect(database_url)
+    loop = asyncio.get_running_loop()
+
+    def run(coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout=60)
+
+    async def check(
+        customers: list[tuple[int, int, int]], loose: int, times: list[int], sizes: list[int]
+    ) -> None:
+        tick = itertools.cycle(times)
+        rows: list[Row] = []
+        stamped: dict[uuid.UUID, int] = {}
+        for count, done, gap in customers:
+            customer = uuid.uuid4()
+            for sequence in range(1, count + 1):
+                if sequence != gap:
+                    rows.append((uuid.uuid4(), customer, sequence, next(tick)))
+                    if sequence <= done:
+                        stamped[rows[-1][0]] = len(stamped) + 1
+        rows += [(uuid.uuid4(), None, None, next(tick)) for _ in range(loose)]
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            await conn.execute("UPDATE event_feed_state SET last_position = $1", len(stamped))
+            await conn.executemany(
+                "INSERT INTO events (id, type, customer_id, sequence, occurred_at, data, position)"
+                " VALUES ($1, 'test.model', $2, $3,"
+                " '2026-01-01'::timestamptz + make_interval(secs => $4), '{}', $5)",
+                [(*r[:3], float(r[3]), stamped.get(r[0])) for r in rows],
+            )
+            for size in sizes * 10:
+                if len(stamped) == len(rows):
+                    break
+                expected = _model_pass(rows, stamped, size)
+                await stamp_pass(conn, size)
+                stored = {
+                    r["id"]: r["position"]
+                    for r in await conn.fetch("SELECT id, position FROM events")
+                    if r["position"] is not None
+                }
+                assert stored == {**stamped, **expected}, (customers, loose, times, size)
+                stamped = stored
+            await catch_up(conn, min(sizes))
+            positions = await conn.fetch("SELECT position FROM events ORDER BY position")
+            assert [r["position"] for r in positions] == list(range(1, len(rows) + 1))
+        finally:
+            await transaction.rollback()
+
+    @given(
+        customers=st.lists(customer_events, max_size=4),
+        loose=st.integers(0, 3),
+        times=st.lists(st.integers(0, 12), min_size=1, max_size=8),
+        sizes=st.lists(st.integers(1, 8), min_size=1, max_size=4),
+    )
+    @settings(
+        max_examples=150,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    def property_(
+        customers: list[tuple[int, int, int]], loose: int, times: list[int], sizes: list[int]
+    ) -> None:
+        run(check(customers, loose, times, sizes))
+
+    try:
+        await asyncio.to_thread(property_)
+    finally:
+        await conn.close()
