@@ -33,16 +33,23 @@ async def db_server() -> AsyncIterator[str]:
     await database.drop_template(url)
 
 
+@pytest.fixture(scope="session")
+async def clones(db_server: str) -> AsyncIterator[database.Clones]:
+    made = database.Clones(db_server)
+    yield made
+    await made.close()
+
+
 @pytest.fixture
-async def database_url(db_server: str) -> AsyncIterator[str]:
+async def database_url(db_server: str, clones: database.Clones) -> AsyncIterator[str]:
     """A fresh, migrated database for this test, configured as the app's database."""
-    name, url = await database.clone(db_server)
+    name, url = await clones.take()
     db.configure(db.create_engine(url, pool_size=5))
     try:
         yield url
     finally:
         await db.dispose()
-        await database.drop(db_server, name)
+        clones.release(name)
 
 
 @pytest.fixture
