@@ -1,7 +1,7 @@
 """The GraphQL schema at /graphql: the same keys, scopes, services and error codes as /v1."""
 
 from collections.abc import Callable
-from functools import partial
+from functools import lru_cache, partial
 
 import strawberry
 from fastapi import FastAPI
@@ -59,21 +59,34 @@ class KehuSchema(strawberry.Schema):
 
 def limit_rules(settings: Settings) -> list[type[ASTValidationRule]]:
     """The depth and alias limits as validation rules."""
+    return _limit_rules(settings.graphql_max_depth, settings.graphql_max_aliases)
+
+
+def _limit_rules(max_depth: int, max_aliases: int) -> list[type[ASTValidationRule]]:
     return [
-        *QueryDepthLimiter(max_depth=settings.graphql_max_depth).validation_rules,
-        *MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases).validation_rules,
+        *QueryDepthLimiter(max_depth=max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
     ]
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
+    """The schema under these settings' limits. Built once per distinct limits (~50 ms): an app
+    is created per test, and the schema holds no per-app state."""
+    return _schema(
+        settings.graphql_max_depth, settings.graphql_max_aliases, settings.graphql_max_tokens
+    )
+
+
+@lru_cache(maxsize=8)
+def _schema(max_depth: int, max_aliases: int, max_tokens: int) -> strawberry.Schema:
     # The depth and alias limiters build their validation rule classes when constructed. Building
     # them once here, and adding the same classes on every request, keeps ValidationCache effective:
     # its key includes the rules, so per-request limiter instances would make every lookup a miss.
-    rules = limit_rules(settings)
+    rules = _limit_rules(max_depth, max_aliases)
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         KehuErrors,
         GraphQLMetrics,
-        partial(MaxTokensLimiter, max_token_count=settings.graphql_max_tokens),
+        partial(MaxTokensLimiter, max_token_count=max_tokens),
         partial(AddValidationRules, rules),
         ParserCache,
         ValidationCache,
