@@ -208,14 +208,19 @@ CROSS JOIN LATERAL (
 ) AS p
 WHERE p.position IS NULL
 """
-# Unstamped sequences of customer $1 strictly between $2 and $3 (asked only where a customer's
-# batched sequences skip a number, which an unstamped row outside the batch may hold).
-_UNSTAMPED_BETWEEN = """
+# Sequences of customer $1 strictly between $2 and $3: asked only where a customer's batched
+# sequences skip a number, for a customer whose previous event is stamped, so every row there is
+# unstamped (stamped rows are a prefix) and those not batched hold the rest back. No condition on
+# ``position``: with one, the planner may walk the whole partial index of unstamped rows per
+# customer (seen: 4.6 s for 2,294 customers) instead of the customer's few index entries.
+_SEQUENCES_BETWEEN = """
 SELECT g.customer_id, o.sequence
 FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS g (customer_id, low, high)
-JOIN events AS o
-  ON o.customer_id = g.customer_id AND o.sequence > g.low AND o.sequence < g.high
-WHERE o.position IS NULL
+CROSS JOIN LATERAL (
+    SELECT o.sequence
+    FROM events AS o
+    WHERE o.customer_id = g.customer_id AND o.sequence > g.low AND o.sequence < g.high
+) AS o
 """
 # Positions base + slot for the rows $1 (slots $2 are 1..n), base being the counter before it moves
 # past them: positions continue contiguously after the last one handed out.
@@ -243,7 +248,7 @@ def _group(row: asyncpg.Record) -> uuid.UUID:
 def _chosen(
     batch: Sequence[asyncpg.Record],
     blocked: set[uuid.UUID],
-    unstamped_between: Mapping[uuid.UUID, set[int]],
+    between: Mapping[uuid.UUID, set[int]],
 ) -> list[asyncpg.Record]:
     """The batch rows a pass stamps: rows without a customer, and per customer whose previous
     event is stamped, its batched rows below the first unstamped sequence outside the batch: a
@@ -257,7 +262,7 @@ def _chosen(
             by_customer.setdefault(row["customer_id"], []).append(row)
     for customer_id, rows in by_customer.items():
         batched = {row["sequence"] for row in rows}
-        outside = unstamped_between.get(customer_id, set()) - batched
+        outside = between.get(customer_id, set()) - batched
         limit = min(outside, default=None)
         chosen.extend(row for row in rows if limit is None or row["sequence"] < limit)
     return chosen
@@ -305,11 +310,11 @@ async def stamp_pass(conn: asyncpg.Connection, batch_size: int) -> tuple[int, in
             for customer_id, numbers in sequences.items()
             if customer_id not in blocked and max(numbers) - min(numbers) + 1 > len(numbers)
         ]
-        unstamped_between: dict[uuid.UUID, set[int]] = {}
+        between: dict[uuid.UUID, set[int]] = {}
         if gapped:
-            for row in await conn.fetch(_UNSTAMPED_BETWEEN, *map(list, zip(*gapped, strict=True))):
-                unstamped_between.setdefault(row["customer_id"], set()).add(row["sequence"])
-        chosen = _chosen(batch, blocked, unstamped_between)
+            for row in await conn.fetch(_SEQUENCES_BETWEEN, *map(list, zip(*gapped, strict=True))):
+                between.setdefault(row["customer_id"], set()).add(row["sequence"])
+        chosen = _chosen(batch, blocked, between)
         if chosen:
             ids, slots = _slots(chosen)
             status = await conn.execute(_STAMP, ids, slots)
