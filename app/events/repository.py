@@ -245,24 +245,31 @@ def _group(row: asyncpg.Record) -> uuid.UUID:
     return row["customer_id"]  # type: ignore[no-any-return]
 
 
+def _by_customer(batch: Sequence[asyncpg.Record]) -> dict[uuid.UUID, list[asyncpg.Record]]:
+    """The batch's sequenced rows per customer, in sequence order."""
+    grouped: dict[uuid.UUID, list[asyncpg.Record]] = {}
+    for row in batch:
+        if _group(row) != row["id"]:
+            grouped.setdefault(row["customer_id"], []).append(row)
+    for rows in grouped.values():
+        rows.sort(key=lambda row: row["sequence"])
+    return grouped
+
+
 def _chosen(
     batch: Sequence[asyncpg.Record],
+    by_customer: Mapping[uuid.UUID, list[asyncpg.Record]],
     blocked: set[uuid.UUID],
     between: Mapping[uuid.UUID, set[int]],
 ) -> list[asyncpg.Record]:
     """The batch rows a pass stamps: rows without a customer, and per customer whose previous
-    event is stamped, its batched rows below the first unstamped sequence outside the batch: a
-    prefix of the customer's unstamped events."""
-    by_customer: dict[uuid.UUID, list[asyncpg.Record]] = {}
-    chosen = []
-    for row in batch:
-        if _group(row) == row["id"]:
-            chosen.append(row)
-        elif row["customer_id"] not in blocked:
-            by_customer.setdefault(row["customer_id"], []).append(row)
+    event is stamped, its batched rows below the first of its sequences in ``between`` left out
+    of the batch: a prefix of the customer's unstamped events."""
+    chosen = [row for row in batch if _group(row) == row["id"]]
     for customer_id, rows in by_customer.items():
-        batched = {row["sequence"] for row in rows}
-        outside = between.get(customer_id, set()) - batched
+        if customer_id in blocked:
+            continue
+        outside = between.get(customer_id, set()) - {row["sequence"] for row in rows}
         limit = min(outside, default=None)
         chosen.extend(row for row in rows if limit is None or row["sequence"] < limit)
     return chosen
@@ -288,7 +295,11 @@ def _slots(chosen: Sequence[asyncpg.Record]) -> tuple[list[uuid.UUID], list[int]
 
 
 async def stamp_pass(conn: asyncpg.Connection, batch_size: int) -> tuple[int, int]:
-    """One sequencer pass in its own transaction: (rows stamped, rows looked at)."""
+    """One sequencer pass in its own transaction: (rows stamped, rows looked at).
+
+    Each statement sees a newer snapshot than the batch's (READ COMMITTED), which is safe: a
+    customer's events commit in sequence order, so whatever commits after the batch was read has
+    a higher sequence than every batched row of its customer, and no pass but this one stamps."""
     async with conn.transaction(isolation="read_committed"):
         # Blocking: a second sequencer waits here, then (READ COMMITTED: a new snapshot per
         # statement) sees everything the first one stamped.
@@ -296,25 +307,22 @@ async def stamp_pass(conn: asyncpg.Connection, batch_size: int) -> tuple[int, in
         batch = await conn.fetch(_UNSTAMPED, batch_size)
         if not batch:
             return 0, 0
-        sequences: dict[uuid.UUID, list[int]] = {}
-        for row in batch:
-            if row["customer_id"] is not None and row["sequence"] is not None:
-                sequences.setdefault(row["customer_id"], []).append(row["sequence"])
-        heads = {customer_id: min(numbers) for customer_id, numbers in sequences.items()}
+        by_customer = _by_customer(batch)
+        heads = [rows[0]["sequence"] for rows in by_customer.values()]
         blocked = {
-            row["customer_id"]
-            for row in await conn.fetch(_BLOCKED, list(heads), list(heads.values()))
+            row["customer_id"] for row in await conn.fetch(_BLOCKED, list(by_customer), heads)
         }
         gapped = [
-            (customer_id, min(numbers), max(numbers))
-            for customer_id, numbers in sequences.items()
-            if customer_id not in blocked and max(numbers) - min(numbers) + 1 > len(numbers)
+            (customer_id, rows[0]["sequence"], rows[-1]["sequence"])
+            for customer_id, rows in by_customer.items()
+            if customer_id not in blocked
+            and rows[-1]["sequence"] - rows[0]["sequence"] + 1 > len(rows)
         ]
         between: dict[uuid.UUID, set[int]] = {}
         if gapped:
             for row in await conn.fetch(_SEQUENCES_BETWEEN, *map(list, zip(*gapped, strict=True))):
                 between.setdefault(row["customer_id"], set()).add(row["sequence"])
-        chosen = _chosen(batch, blocked, between)
+        chosen = _chosen(batch, by_customer, blocked, between)
         if chosen:
             ids, slots = _slots(chosen)
             status = await conn.execute(_STAMP, ids, slots)
