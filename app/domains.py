@@ -84,6 +84,7 @@ def all_domains() -> tuple[Domain, ...]:
     from app.orders import domain as orders
     from app.recommendations import domain as recommendations
     from app.reports import domain as reports
+    from app.rules import domain as rules
     from app.timeline import domain as timeline
     from app.webhooks import domain as webhooks
 
@@ -98,6 +99,7 @@ def all_domains() -> tuple[Domain, ...]:
             analytics,
             recommendations,
             reports,
+            rules,
             events,
             webhooks,
             apikeys,

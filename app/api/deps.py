@@ -279,6 +279,9 @@ class KehuRoute(APIRoute):
     # Whether the route needs an API key; off for the few whose path carries its own credential
     # (a survey link). Those are rate-limited per client address.
     requires_key = True
+    # A POST that only reads (a search whose question is a body): it runs on a read connection,
+    # as a GET does, and takes no Idempotency-Key (there is nothing to do twice).
+    reads_only = False
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
@@ -290,6 +293,7 @@ class KehuRoute(APIRoute):
         allowed_query = query_names(self.dependant)  # once per route, not per request
         takes_json = self.body_field is not None
         requires_key = self.requires_key
+        reads_only = self.reads_only
 
         async def route_handler(request: Request) -> Response:
             # No /v1 operation takes cookies (keys come in Authorization), but FastAPI parses the
@@ -308,7 +312,7 @@ class KehuRoute(APIRoute):
                 _check_query(request, allowed_query)
             if takes_json:
                 await _read_json_body(request)
-            if request.method in READ_METHODS:
+            if reads_only or request.method in READ_METHODS:
                 async with read_connection() as conn:
                     request.state.conn = conn
                     response = await handler(request)

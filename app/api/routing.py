@@ -14,6 +14,14 @@ from app.api.openapi import IF_MATCH
 IfMatchDep = Annotated[str | None, Header(alias=IF_MATCH, include_in_schema=False)]
 
 
+class QueryRoute(KehuRoute):
+    """A POST that only reads: a search whose question does not fit a query string. Add it with
+    ``router.add_api_route(path, endpoint, methods=["POST"], route_class_override=QueryRoute)``."""
+
+    stores_responses = False
+    reads_only = True
+
+
 def resource_router(
     prefix: str, tag: str, *, route_class: type[KehuRoute] = KehuRoute
 ) -> APIRouter:

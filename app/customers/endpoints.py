@@ -6,7 +6,7 @@ from fastapi import Query, Response, status
 from app.api.deps import ScopeDep
 from app.api.problems import problem_doc
 from app.api.responses import json_response, page_response
-from app.api.routing import IfMatchDep, resource_router
+from app.api.routing import IfMatchDep, QueryRoute, resource_router
 from app.core.http import etag, expected_version
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, PageOut
 from app.customers import batch, service
@@ -19,6 +19,7 @@ from app.customers.schemas import (
     CustomerSort,
     CustomerUpdate,
 )
+from app.customers.search import CustomerSearch
 from app.timeline import service as timeline
 from app.timeline.schemas import TimelineEntry
 
@@ -59,6 +60,29 @@ async def list_customers(
         scope.conn, scope.caller, filters, sort=sort, limit=limit, cursor=cursor
     )
     return page_response(page.mapped(lambda c: service.view(c, scope.caller)))
+
+
+async def search_customers(body: CustomerSearch, scope: ScopeDep) -> Response:
+    page = await service.list_customers(
+        scope.conn, scope.caller, body, sort=body.sort, limit=body.limit, cursor=body.cursor
+    )
+    return page_response(page.mapped(lambda c: service.view(c, scope.caller)))
+
+
+router.add_api_route(
+    "/search",
+    search_customers,
+    methods=["POST"],
+    route_class_override=QueryRoute,
+    summary="Search customers with a rule",
+    description="The filters of `GET /v1/customers`, free text `q`, and a `rule` of the rule "
+    "language (docs/rules.md; `GET /v1/rules/fields` lists the fields), all of which must hold; "
+    "sorted and paged as the list is (`next_cursor` with the same sort and question pages on). "
+    "Conditions on metrics need `analytics:read`, on orders `orders:read`, on interactions "
+    "`interactions:read`, on email, phone or birth_date `pii:read` (403 otherwise). A read: "
+    "nothing is stored, and Idempotency-Key does not apply.",
+    response_model=PageOut[CustomerOut],
+)
 
 
 @router.post(

@@ -23,11 +23,11 @@ from app.customers import service
 from app.customers.loaders import customers_by_id
 from app.customers.schemas import (
     CustomerCreate,
-    CustomerFilter,
     CustomerOut,
     CustomerSort,
     CustomerUpdate,
 )
+from app.customers.search import CustomerQuery
 from app.db import read_connection, unit_of_work
 
 TYPE_NAME = "Customer"
@@ -52,7 +52,7 @@ CustomerUpdateInput: Any = input_type(
     description="Only the fields given change; null clears a field. `attributes` merges by key "
     "(a null value removes that key); `consent` entries replace the same (channel, purpose).",
 )
-CustomerFilterInput: Any = input_type(CustomerFilter, name="CustomerFilter")
+CustomerFilterInput: Any = input_type(CustomerQuery, name="CustomerFilter")
 CustomerSortEnum: Any = graphql_enum(CustomerSort)
 
 
@@ -93,12 +93,15 @@ class CustomerQueries:
         after: str | None = None,
         filter: Annotated[
             CustomerFilterInput | None,
-            strawberry.argument(description="Every filter given must hold (as REST's)."),
+            strawberry.argument(
+                description="Every filter given must hold (as REST's); `rule` takes a rule of "
+                "the rule language as JSON (as POST /v1/customers/search)."
+            ),
         ] = None,
         sort: CustomerSortEnum = CustomerSort.created_at_desc,
     ) -> CustomerConnection:
         check_page(first, after)
-        filters = validated(CustomerFilter, provided(filter) or {}, "filter")
+        filters = validated(CustomerQuery, provided(filter) or {}, "filter")
         caller = info.context.caller
         async with read_connection() as conn:
             page = await service.list_customers(

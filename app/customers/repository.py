@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     ColumnElement,
+    FromClause,
     Select,
     Table,
     and_,
@@ -22,11 +23,14 @@ from sqlalchemy import (
     update,
 )
 
+from app.core import clock
 from app.customers.models import Customer
 from app.customers.schemas import STORED_FIELDS, CustomerFilter, CustomerOut, CustomerSort
+from app.customers.search import CustomerQuery
 from app.db import Connection
 from app.db.driver import DriverStatement
 from app.events.repository import CUSTOMER_EVENT_PARAMS, customer_event_ctes
+from app.rules.compiler import compile_rule, customers_with_metrics
 
 customers: Table = Customer.__table__  # type: ignore[assignment]
 LIVE = customers.c.deleted_at.is_(None)
@@ -150,12 +154,20 @@ SORTABLE = {
 }
 
 
-def list_query(filters: CustomerFilter, sort: CustomerSort, *, q_names_only: bool) -> Select[Any]:
+def list_query(
+    filters: CustomerFilter, sort: CustomerSort, *, q_names_only: bool, now: datetime | None = None
+) -> Select[Any]:
     """The filtered, sorted customer list, as rows of the stored columns (for ``fetch_page``).
 
     ``q_names_only`` searches the names alone (for keys without pii:read, so a search cannot reveal
-    whose email or phone is on file)."""
+    whose email or phone is on file); a rule's time windows end at ``now``."""
     conditions: list[ColumnElement[bool]] = [LIVE]
+    source: FromClause = customers
+    if isinstance(filters, CustomerQuery) and filters.rule is not None:
+        compiled = compile_rule(filters.rule, now or clock.now())
+        conditions.append(compiled.predicate)
+        if compiled.uses_metrics:
+            source = customers_with_metrics()
     equal_to = {
         customers.c.email: filters.email,
         customers.c.phone: filters.phone,
@@ -192,7 +204,7 @@ def list_query(filters: CustomerFilter, sort: CustomerSort, *, q_names_only: boo
     descending = sort.value.startswith("-")
     column = SORTABLE[sort.value.lstrip("-")]
     order = (column.desc(), customers.c.id.desc()) if descending else (column, customers.c.id)
-    return select(*_STORED).where(and_(*conditions)).order_by(*order)
+    return select(*_STORED).select_from(source).where(and_(*conditions)).order_by(*order)
 
 
 async def count_live(conn: Connection) -> int:

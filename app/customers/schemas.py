@@ -147,7 +147,7 @@ def _attributes(value: dict[str, Any]) -> dict[str, Any]:
     if len(value) > MAX_ATTRIBUTES:
         raise ValueError(f"at most {MAX_ATTRIBUTES} attributes")
     for key, item in value.items():
-        if not ATTRIBUTE_KEY.match(key):
+        if not ATTRIBUTE_KEY.fullmatch(key):
             raise ValueError(f"key {key!r} must match {ATTRIBUTE_KEY.pattern}")
         scalars = item if isinstance(item, list) else [item]
         if isinstance(item, list) and len(item) > 100:

@@ -35,8 +35,10 @@ from app.customers.schemas import (
     check_attribute_totals,
     normalize_phone,
 )
+from app.customers.search import CustomerQuery
 from app.db import Connection
 from app.events import service as events
+from app.rules import service as rules
 
 _PII_ORDER = sorted(CUSTOMER_PII)
 _NOT_IN_SNAPSHOT = {"redacted_fields"}
@@ -280,6 +282,8 @@ async def list_customers(
     cursor: str | None,
 ) -> Page[CustomerOut]:
     caller.require("customers:read")
+    if isinstance(filters, CustomerQuery) and filters.rule is not None:
+        rules.check_may_run(caller, filters.rule)
     sees_pii = caller.has("pii:read")
     if not sees_pii and filters.uses_pii():
         # An equality filter on PII would tell a key without pii:read who is a customer.

@@ -58,7 +58,13 @@ def _convert(annotation: Any, nested: Callable[[type[BaseModel]], type]) -> Any:
         return _convert(members[0], nested) | None
     if origin is list:
         return list[_convert(get_args(annotation)[0], nested)]  # type: ignore[misc]
-    if origin is dict or annotation is dict or annotation is Any:
+    # A type that is JSON on the wire with a parser of its own (a rule): the JSON scalar.
+    if (
+        origin is dict
+        or annotation is dict
+        or annotation is Any
+        or getattr(annotation, "graphql_json", False)
+    ):
         return JSON
     if isinstance(annotation, type):
         if issubclass(annotation, BaseModel):
