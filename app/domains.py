@@ -85,6 +85,7 @@ def all_domains() -> tuple[Domain, ...]:
     from app.recommendations import domain as recommendations
     from app.reports import domain as reports
     from app.rules import domain as rules
+    from app.segments import domain as segments
     from app.timeline import domain as timeline
     from app.webhooks import domain as webhooks
 
@@ -100,6 +101,7 @@ def all_domains() -> tuple[Domain, ...]:
             recommendations,
             reports,
             rules,
+            segments,
             events,
             webhooks,
             apikeys,

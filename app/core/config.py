@@ -165,6 +165,11 @@ class Settings(BaseSettings):
         default="15 2 * * *",
         description="When the scheduled full analytics refresh runs (cron, UTC).",
     )
+    segments_refresh_cron: str = Field(
+        default="45 2 * * *",
+        description="When every dynamic segment is compared with its rule again (cron, UTC): "
+        "after the analytics refresh, so segments on metrics see the new figures.",
+    )
     rfm_window_days: int = Field(
         default=365,
         ge=1,

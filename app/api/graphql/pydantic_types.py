@@ -21,7 +21,7 @@ from enum import Enum
 from typing import Annotated, Any, Union, get_args, get_origin
 
 import strawberry
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from strawberry import relay
 from strawberry.scalars import JSON
 from strawberry.types import Info
@@ -105,6 +105,11 @@ def object_type(
             )
             continue
         annotations[field_name] = _convert(info.annotation, object_type)
+        if _parsed_json(info.annotation):
+            namespace[field_name] = strawberry.field(
+                resolver=_json_resolver(field_name, info.annotation), description=info.description
+            )
+            continue
         namespace[field_name] = strawberry.field(description=info.description)
     namespace["is_type_of"] = _is_type_of(model)
     bases: tuple[type, ...] = ()
@@ -119,6 +124,23 @@ def object_type(
     if node is not None:
         node_types[type_name] = generated
     return generated
+
+
+def _parsed_json(annotation: Any) -> bool:
+    """Whether a field holds a type that is JSON on the wire with a parser of its own."""
+    annotation = _unwrap(annotation)
+    members = get_args(annotation) if get_origin(annotation) in (Union, types.UnionType) else ()
+    return any(getattr(a, "graphql_json", False) for a in (annotation, *members))
+
+
+def _json_resolver(field_name: str, annotation: Any) -> Callable[..., Any]:
+    """The field as the JSON its type serializes to (the REST body's value)."""
+    adapter: TypeAdapter[Any] = TypeAdapter(annotation)
+
+    def resolve(root: Any) -> Any:
+        return adapter.dump_python(getattr(root, field_name), mode="json")
+
+    return resolve
 
 
 def _snake(name: str) -> str:
