@@ -36,6 +36,7 @@ import os
 import statistics
 import sys
 import time
+import tracemalloc
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as day_time
@@ -49,11 +50,13 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select, text  # noqa: E402
 
+from app.core.auth import Caller  # noqa: E402
 from app.core.ids import new_id  # noqa: E402
 from app.db import engine as db  # noqa: E402
 from app.db.migrations import upgrade  # noqa: E402
 from app.rules.schemas import Rule  # noqa: E402
-from app.segments import repository  # noqa: E402
+from app.segments import repository, service  # noqa: E402
+from app.segments.schemas import ExportFormat  # noqa: E402
 from bench.analytics_refresh import generate  # noqa: E402
 from bench.event_latency import create_database, drop_database, with_database  # noqa: E402
 
@@ -290,8 +293,76 @@ async def measure(url: str, args: argparse.Namespace) -> None:
         show("after the change", changed)
         if changed[2] != 0 or changed[4] != expected:
             raise RuntimeError(f"after the change: {changed}, expected {expected} members")
+
+        await incremental(segment_id, later(), args.single)
+        await export(segment_id, changed[4])
     finally:
         await db.dispose()
+
+
+async def incremental(segment_id: uuid.UUID, now: datetime, count: int) -> None:
+    """Re-evaluation of one customer, as the follower runs it for a batch of one: ``count``
+    random customers, each in its own transaction (members and not)."""
+    async with db.read_connection() as conn:
+        picked = list(
+            (
+                await conn.execute(
+                    text("SELECT id FROM customers TABLESAMPLE SYSTEM (1) LIMIT :n"), {"n": count}
+                )
+            ).scalars()
+        )
+    seconds = []
+    for customer_id in picked:
+        started = time.perf_counter()
+        async with db.unit_of_work() as conn:
+            segment = await repository.get(conn, segment_id)
+            assert segment is not None
+            assert segment.rule is not None
+            await repository.refresh(conn, segment, segment.rule, now, customer_ids=[customer_id])
+        seconds.append(time.perf_counter() - started)
+    seconds.sort()
+    p99 = seconds[max(0, round(len(seconds) * 0.99) - 1)]
+    print(
+        f"\nincremental re-evaluation of one customer ({len(seconds)} customers, one "
+        f"transaction each): p50 {statistics.median(seconds) * 1000:.1f} ms, "
+        f"p99 {p99 * 1000:.1f} ms, max {seconds[-1] * 1000:.1f} ms"
+    )
+
+
+async def export(segment_id: uuid.UUID, members: int) -> None:
+    """The member export's pages (as ``GET .../members/export`` streams them, without HTTP), in
+    both formats: rows per second, and this process's peak memory growth."""
+    caller = Caller(key_id=new_id(), name="bench", scopes=frozenset({"admin"}))
+    for export_format in (ExportFormat.ndjson, ExportFormat.csv):
+        tracemalloc.start()
+        started = time.perf_counter()
+        size = rows = 0
+        after = None
+        header = True
+        while True:
+            async with db.read_connection() as conn:
+                chunk, after = await service.export_chunk(
+                    conn,
+                    caller,
+                    segment_id,
+                    as_of=datetime.now(UTC),
+                    after=after,
+                    export_format=export_format,
+                    header=header,
+                )
+            header = False
+            size += len(chunk)
+            rows += chunk.count(b"\n")
+            if after is None:
+                break
+        seconds = time.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        print(
+            f"export {export_format.value}: {rows:,} lines ({members:,} members), "
+            f"{size / 2**20:.1f} MiB in {seconds:.2f} s = {rows / seconds:,.0f} rows/s; "
+            f"peak Python memory {peak / 2**20:.1f} MiB"
+        )
 
 
 async def _count(conn: db.Connection, sql: str) -> int:
@@ -305,6 +376,9 @@ def main() -> int:
     parser.add_argument("--skus", type=int, default=2_000)
     parser.add_argument("--as-of", default=date.today().isoformat())
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--single", type=int, default=300, help="customers re-evaluated one at a time"
+    )
     parser.add_argument("--limit", type=float, default=1800, help="seconds per statement at most")
     parser.add_argument(
         "--analyze",

@@ -27,6 +27,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    tuple_,
     union_all,
     update,
 )
@@ -451,3 +452,55 @@ async def lock_dynamic_segments(conn: Connection) -> list[SegmentOut]:
         .with_for_update(read=True, of=segments)
     )
     return [_segment(row) for row in await conn.execute(query)]
+
+
+EXPORT_COLUMNS = (
+    "customer_id",
+    "external_id",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "country",
+    "region",
+    "city",
+    "entered_at",
+    "rule_version",
+)
+_EXPORT = (
+    select(
+        memberships.c.customer_id,
+        customers.c.external_id,
+        customers.c.first_name,
+        customers.c.last_name,
+        customers.c.email,
+        customers.c.phone,
+        customers.c.country,
+        customers.c.region,
+        customers.c.city,
+        memberships.c.entered_at,
+        memberships.c.rule_version,
+        memberships.c.id,
+    )
+    .join_from(memberships, customers, customers.c.id == memberships.c.customer_id)
+    .order_by(memberships.c.entered_at, memberships.c.id)
+)
+
+
+async def export_page(
+    conn: Connection,
+    segment_id: uuid.UUID,
+    as_of: datetime,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[Any]:
+    """The next ``limit`` members at ``as_of`` after the stay ``after`` (entered_at, id), with
+    the profile fields an export carries; keyset pages on the (segment_id, entered_at, id) index."""
+    query = _EXPORT.where(
+        memberships.c.segment_id == segment_id,
+        memberships.c.entered_at <= as_of,
+        or_(memberships.c.exited_at.is_(None), memberships.c.exited_at > as_of),
+    ).limit(limit)
+    if after is not None:
+        query = query.where(tuple_(memberships.c.entered_at, memberships.c.id) > tuple_(*after))
+    return list(await conn.execute(query))

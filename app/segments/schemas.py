@@ -24,6 +24,13 @@ class SegmentKind(StrEnum):
     static = "static"
 
 
+class ExportFormat(StrEnum):
+    """`ndjson`: one JSON object per line; `csv`: a header row, then one row per member."""
+
+    ndjson = "ndjson"
+    csv = "csv"
+
+
 class SegmentFields(BaseModel):
     name: ShortText | None = Field(default=None, description="Unique among segments.")
     description: LongText | None = None

@@ -6,9 +6,13 @@ the scheduled refresh and ``POST /v1/segments/{id}/refresh`` do the same later, 
 move with time (windows, metrics after an analytics refresh) are caught up.
 """
 
+import csv
+import io
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+
+from pydantic_core import to_json
 
 from app.core import clock
 from app.core.auth import Caller
@@ -25,6 +29,7 @@ from app.rules import service as rules
 from app.segments import repository
 from app.segments.schemas import (
     CustomerSegmentOut,
+    ExportFormat,
     MemberChangeResult,
     MembersChange,
     MembersChangeResult,
@@ -308,3 +313,53 @@ async def follow(conn: Connection, *, batch_size: int = 1_000) -> tuple[int, int
             entered, exited = entered + moved_in, exited + moved_out
     await repository.advance_follow(conn, end)
     return entered, exited
+
+
+EXPORT_PAGE = 5_000
+_PII_COLUMNS = frozenset({"email", "phone"})
+
+
+async def start_export(conn: Connection, caller: Caller, segment_id: uuid.UUID) -> SegmentOut:
+    """Check an export may run before its first byte is sent (a stream cannot turn into a
+    problem response once it has begun)."""
+    caller.require("segments:read", "customers:read")
+    return await _found(conn, segment_id)
+
+
+async def export_chunk(
+    conn: Connection,
+    caller: Caller,
+    segment_id: uuid.UUID,
+    *,
+    as_of: datetime,
+    after: tuple[datetime, uuid.UUID] | None,
+    export_format: ExportFormat,
+    header: bool,
+) -> tuple[bytes, tuple[datetime, uuid.UUID] | None]:
+    """The next page of a segment's members at ``as_of`` as CSV or NDJSON bytes (with the CSV
+    header first when ``header``), and where the page after it starts (None: this was the last).
+    Email and phone are empty without pii:read."""
+    caller.require("segments:read", "customers:read")
+    rows = await repository.export_page(conn, segment_id, as_of, after, EXPORT_PAGE)
+    hidden = set() if caller.has("pii:read") else _PII_COLUMNS
+    columns = repository.EXPORT_COLUMNS
+    records = [
+        [None if name in hidden else value for name, value in zip(columns, row, strict=False)]
+        for row in rows
+    ]
+    if export_format is ExportFormat.csv:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        if header:
+            writer.writerow(columns)
+        writer.writerows(
+            ["" if v is None else v.isoformat() if isinstance(v, datetime) else v for v in record]
+            for record in records
+        )
+        chunk = out.getvalue().encode()
+    else:
+        chunk = b"".join(
+            to_json(dict(zip(columns, record, strict=True))) + b"\n" for record in records
+        )
+    last = rows[-1] if len(rows) == EXPORT_PAGE else None
+    return chunk, None if last is None else (last.entered_at, last.id)

@@ -2,6 +2,9 @@
 none on a no-op refresh), history by ``as_of``, static members, preview, errors and scopes."""
 
 import asyncio
+import csv
+import io
+import json
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -206,3 +209,33 @@ async def test_concurrent_refreshes_move_each_customer_once(client: httpx.AsyncC
     assert sum(r.json()["entered"] for r in results) == 20
     changes = Counter(c for t, c, _ in await _segment_events())
     assert changes == {c["id"]: 1 for c in made}
+
+
+async def test_export_streams_every_member(client: httpx.AsyncClient, make_key: KeyFactory) -> None:
+    """More members than one export page (so the keyset paging is crossed), in both formats, with
+    PII only for pii:read."""
+    from app.segments import service
+
+    service.EXPORT_PAGE, page = 7, service.EXPORT_PAGE
+    try:
+        made = [await create_customer(client, country="CN") for _ in range(17)]
+        segment = (await client.post("/v1/segments", json={"name": "CN", "rule": IN_CN})).json()
+        url = f"/v1/segments/{segment['id']}/members/export"
+        response = await client.get(url)
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "application/x-ndjson"
+        lines = [json.loads(line) for line in response.text.splitlines()]
+        assert sorted(line["customer_id"] for line in lines) == sorted(c["id"] for c in made)
+        assert {line["email"] for line in lines} == {c["email"] for c in made}
+        response = await client.get(url, params={"format": "csv"})
+        rows = list(csv.reader(io.StringIO(response.text)))
+        assert rows[0][:2] == ["customer_id", "external_id"]
+        assert len(rows) == 18
+        reader = bearer(await make_key("segments:read", "customers:read"))
+        hidden = await client.get(url, headers=reader)
+        assert {json.loads(line)["email"] for line in hidden.text.splitlines()} == {None}
+        no_customers = bearer(await make_key("segments:read"))
+        assert_problem(await client.get(url, headers=no_customers), 403, "missing_scope")
+        assert_problem(await client.get(url, params={"format": "xml"}), 422, "validation_failed")
+    finally:
+        service.EXPORT_PAGE = page
