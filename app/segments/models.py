@@ -34,7 +34,7 @@ class Segment(IdMixin, TimestampMixin, Base):
     description: Mapped[str | None] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(String(10), nullable=False)
     # The rule's normalized JSON (app/rules); NULL for a static segment.
-    rule: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    rule: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
     # Moves on with every change of the rule; each membership records the one it entered under.
     rule_version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
     version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))

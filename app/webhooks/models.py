@@ -35,8 +35,9 @@ class WebhookEndpoint(IdMixin, TimestampMixin, Base):
     meta: Mapped[dict[str, Any]] = mapped_column(
         "metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")
     )
-    # Room for the rule filter of the segments issue (a rule tree; null: every customer).
-    rule: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # The rule filter (a rule tree, app/rules; NULL: every customer). None is SQL NULL, never a
+    # JSON null, so "no rule" has one spelling.
+    rule: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
     secret: Mapped[str] = mapped_column(String(100), nullable=False)
     previous_secret: Mapped[str | None] = mapped_column(String(100))
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -18,18 +18,24 @@ from sqlalchemy import (
     case,
     cast,
     exists,
+    false,
     func,
     insert,
+    literal,
     select,
     text,
     true,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate
 
 from app.core import clock
 from app.db import Connection
 from app.events.models import Event
+from app.rules.compiler import compile_rule, customers_with_metrics
+from app.rules.compiler import customers as rule_customers
+from app.rules.schemas import Rule
 from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.webhooks.schemas import (
     ATTEMPT_LOG_LENGTH,
@@ -255,7 +261,7 @@ _DISPATCH = text(
         FROM batch b
         JOIN webhook_endpoints w
           ON w.deleted_at IS NULL AND w.enabled AND w.created_at <= b.occurred_at
-         AND {matches}
+         AND w.rule IS NULL AND {matches}
         ON CONFLICT (endpoint_id, event_id) DO NOTHING
         RETURNING endpoint_id, customer_id
     ),
@@ -269,6 +275,8 @@ _DISPATCH = text(
         SELECT DISTINCT endpoint_id, customer_id FROM inserted WHERE customer_id IS NOT NULL
     )
     SELECT (SELECT count(*) FROM batch) AS events,
+           (SELECT min(position) FROM batch) AS first_position,
+           (SELECT max(position) FROM batch) AS last_position,
            (SELECT count(*) FROM inserted) AS deliveries,
            (SELECT array_agg(endpoint_id ORDER BY endpoint_id, customer_id) FROM queues)
                AS queue_endpoint_ids,
@@ -280,12 +288,86 @@ _DISPATCH = text(
 
 async def dispatch(conn: Connection, *, now: datetime, batch_size: int) -> tuple[int, int]:
     """One fan-out pass in the caller's transaction: (events read, deliveries created). The new
-    deliveries join their queues (``refresh_heads``)."""
+    deliveries join their queues (``refresh_heads``). Endpoints with a rule filter get theirs
+    from the same batch, one statement each (``_ruled_deliveries``)."""
     await lock_queues(conn)
     row = (await conn.execute(_DISPATCH, {"now": now, "batch_size": batch_size})).one()
-    if row.queue_customer_ids:
-        await refresh_heads(conn, zip(row.queue_endpoint_ids, row.queue_customer_ids, strict=True))
-    return int(row.events), int(row.deliveries)
+    queues = set(zip(row.queue_endpoint_ids or (), row.queue_customer_ids or (), strict=True))
+    deliveries = int(row.deliveries)
+    if row.events:
+        for endpoint_id, rule in await conn.execute(_RULED_ENDPOINTS):
+            statement = _ruled_deliveries(
+                endpoint_id, Rule.parse(rule), now, row.first_position, row.last_position
+            )
+            inserted = list(await conn.execute(statement))
+            deliveries += len(inserted)
+            queues.update((r.endpoint_id, r.customer_id) for r in inserted)
+    if queues:
+        await refresh_heads(conn, sorted(queues))
+    return int(row.events), deliveries
+
+
+_RULED_ENDPOINTS = (
+    select(endpoints.c.id, endpoints.c.rule)
+    .where(LIVE, endpoints.c.enabled, endpoints.c.rule.is_not(None))
+    .order_by(endpoints.c.id)
+)
+
+
+def _ruled_deliveries(
+    endpoint_id: uuid.UUID, rule: Rule, now: datetime, first: int, last: int
+) -> ReturningInsert[Any]:
+    """The deliveries of the events at positions ``first``..``last`` for an endpoint with a rule
+    filter: events about a customer the rule matches now, of the types the endpoint takes."""
+    compiled = compile_rule(rule, now)
+    event = events.alias("e")
+    target = endpoints.alias("w")
+    about = customers_with_metrics() if compiled.uses_metrics else rule_customers
+    rows = (
+        select(
+            func.gen_random_uuid(),
+            target.c.id,
+            event.c.id,
+            event.c.position,
+            event.c.type,
+            event.c.customer_id,
+            literal("pending"),
+            literal(0),
+            literal(now, DateTime(timezone=True)),
+            literal(now, DateTime(timezone=True)),
+            false(),
+        )
+        .select_from(
+            event.join(about, rule_customers.c.id == event.c.customer_id).join(
+                target, target.c.id == endpoint_id
+            )
+        )
+        .where(
+            event.c.position.between(first, last),
+            target.c.created_at <= event.c.occurred_at,
+            text(_MATCHES_FILTER.format(event="e")),
+            compiled.predicate,
+        )
+    )
+    columns = [
+        "id",
+        "endpoint_id",
+        "event_id",
+        "event_position",
+        "event_type",
+        "customer_id",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "created_at",
+        "is_head",
+    ]
+    return (
+        pg_insert(deliveries)
+        .from_select(columns, rows)
+        .on_conflict_do_nothing(index_elements=["endpoint_id", "event_id"])
+        .returning(deliveries.c.endpoint_id, deliveries.c.customer_id)
+    )
 
 
 # Claim: due queue heads, leased for one attempt.

@@ -20,6 +20,7 @@ from pydantic.config import JsonDict
 
 from app.core.schemas import InputModel, OutputModel, field_error, no_nul
 from app.events.schemas import EVENT_TYPES, type_pattern_matches
+from app.rules.schemas import Rule
 
 MAX_EVENT_TYPES = 50
 MAX_METADATA_KEYS = 50
@@ -87,6 +88,7 @@ _ENDPOINT_OUT: JsonDict = {
     "event_types": ["customer.*"],
     "enabled": True,
     "metadata": {"team": "shop"},
+    "rule": None,
     "include_pii": False,
     "disabled_reason": None,
     "previous_secret_expires_at": None,
@@ -96,6 +98,13 @@ _ENDPOINT_OUT: JsonDict = {
     "updated_at": "2025-11-25T09:30:00Z",
 }
 _SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+_RULE_DOC = (
+    "Deliver only events about customers this rule matches when the event is dispatched (a rule "
+    "of the rule language, docs/rules.md; it needs the read scopes of what it names). Events about "
+    "no customer do not reach an endpoint with a rule. Null: every customer."
+)
 
 
 class WebhookEndpointCreate(InputModel):
@@ -121,6 +130,7 @@ class WebhookEndpointCreate(InputModel):
     metadata: dict[MetadataKey, MetadataValue] = Field(
         default_factory=dict, description="Your own labels (≤ 50 keys); Kehu does not read them."
     )
+    rule: Rule | None = Field(default=None, description=_RULE_DOC)
 
     @field_validator("event_types")
     @classmethod
@@ -151,6 +161,7 @@ class WebhookEndpointUpdate(InputModel):
     metadata: dict[MetadataKey, MetadataValue] | None = Field(
         default=None, description="Replaces the labels as a whole."
     )
+    rule: Rule | None = Field(default=None, description=_RULE_DOC + " Null removes the rule.")
 
     @field_validator("event_types")
     @classmethod
@@ -204,6 +215,9 @@ class WebhookEndpointOut(OutputModel):
     event_types: list[str]
     enabled: bool
     metadata: dict[str, str]
+    rule: dict[str, Any] | None = Field(
+        default=None, description="The rule filter (normalized), or null: every customer."
+    )
     include_pii: bool = Field(
         description="Whether deliveries carry PII: the key that created the endpoint had "
         "`pii:read`. Otherwise PII fields are null, as in the event feed."

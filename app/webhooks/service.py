@@ -17,6 +17,7 @@ from app.core.ids import new_id
 from app.core.pagination import Page, fetch_page
 from app.db import Connection
 from app.events.schemas import EventOut
+from app.rules import service as rules
 from app.webhooks import delivery, repository, ssrf
 from app.webhooks.schemas import (
     MAX_REPLAY_EVENTS,
@@ -64,6 +65,8 @@ async def create_endpoint(
 ) -> tuple[WebhookEndpointOut, str]:
     """Register an endpoint; returns it and its secret, which no other answer shows."""
     caller.require(SCOPE)
+    if payload.rule is not None:
+        rules.check_may_run(caller, payload.rule)
     await check_target(payload.url)
     secret = new_secret()
     now = clock.now()
@@ -121,6 +124,8 @@ async def update_endpoint(
     expected_version: int | None = None,
 ) -> WebhookEndpointOut:
     caller.require(SCOPE)
+    if payload.rule is not None:
+        rules.check_may_run(caller, payload.rule)
     endpoint = await _live(conn, endpoint_id, expected_version, lock=True)
     given = payload.model_dump(exclude_unset=True)
     current = endpoint.model_dump(include=set(given))

@@ -104,3 +104,49 @@ async def test_rotation_signs_with_both_secrets(
         wrong.verify(request.body, request.headers)
     with pytest.raises(WebhookVerificationError):
         Webhook(new).verify(request.body, stale)
+
+
+async def test_a_rule_filter_delivers_only_matching_customers(
+    client: httpx.AsyncClient,
+    anon: httpx.AsyncClient,
+    make_key: KeyFactory,
+    receiver: Receiver,
+    sender: httpx.AsyncClient,
+) -> None:
+    in_cn = {"field": "country", "op": "eq", "value": "cn"}
+    endpoint = await register_endpoint(client, receiver, event_types=["customer.*"], rule=in_cn)
+    assert endpoint["rule"] == {"field": "country", "op": "eq", "value": "CN"}
+    chinese = await create_customer(client, country="CN")
+    german = await create_customer(client, country="DE")
+    french = await create_customer(client, country="FR")
+    moved = await client.patch(f"/v1/customers/{german['id']}", json={"country": "CN"})
+    assert moved.status_code == 200
+    while await deliver(sender):
+        pass
+    received = sorted((r.json["type"], r.json["customer_id"]) for r in receiver.delivered())
+    # The rule is read when the events are dispatched (here, after the move): the German
+    # customer's creation matches then too; the French customer never does.
+    assert received == sorted(
+        [
+            ("customer.created", chinese["id"]),
+            ("customer.created", german["id"]),
+            ("customer.updated", german["id"]),
+        ]
+    )
+    assert french["id"] not in {customer for _, customer in received}
+
+    manager = bearer(await make_key("webhooks:manage"))
+    metrics_rule = {"field": "metrics.order_count", "op": "gt", "value": 0}
+    response = await anon.post(
+        "/v1/webhooks/endpoints",
+        json={"url": receiver.url, "rule": metrics_rule},
+        headers=manager,
+    )
+    assert response.status_code == 403, response.text
+    bad = await client.post(
+        "/v1/webhooks/endpoints",
+        json={"url": receiver.url, "rule": {"field": "country", "op": "gt", "value": "CN"}},
+    )
+    assert bad.status_code == 422
+    cleared = await client.patch(f"/v1/webhooks/endpoints/{endpoint['id']}", json={"rule": None})
+    assert cleared.json()["rule"] is None
