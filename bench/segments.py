@@ -33,10 +33,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import statistics
 import sys
 import time
-import tracemalloc
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as day_time
@@ -301,8 +301,8 @@ async def measure(url: str, args: argparse.Namespace) -> None:
 
 
 async def incremental(segment_id: uuid.UUID, now: datetime, count: int) -> None:
-    """Re-evaluation of one customer, as the follower runs it for a batch of one: ``count``
-    random customers, each in its own transaction (members and not)."""
+    """Re-evaluation of one customer as the follower runs it (its segments share-locked, not
+    counted), for a batch of one: ``count`` random customers, each in its own transaction."""
     async with db.read_connection() as conn:
         picked = list(
             (
@@ -315,10 +315,10 @@ async def incremental(segment_id: uuid.UUID, now: datetime, count: int) -> None:
     for customer_id in picked:
         started = time.perf_counter()
         async with db.unit_of_work() as conn:
-            segment = await repository.get(conn, segment_id)
-            assert segment is not None
-            assert segment.rule is not None
-            await repository.refresh(conn, segment, segment.rule, now, customer_ids=[customer_id])
+            for segment in await repository.lock_dynamic_segments(conn):
+                await repository.refresh(
+                    conn, segment, segment.rule, now, customer_ids=[customer_id]
+                )
         seconds.append(time.perf_counter() - started)
     seconds.sort()
     p99 = seconds[max(0, round(len(seconds) * 0.99) - 1)]
@@ -330,38 +330,25 @@ async def incremental(segment_id: uuid.UUID, now: datetime, count: int) -> None:
 
 
 async def export(segment_id: uuid.UUID, members: int) -> None:
-    """The member export's pages (as ``GET .../members/export`` streams them, without HTTP), in
-    both formats: rows per second, and this process's peak memory growth."""
+    """The member export (as ``GET .../members/export`` streams it, without HTTP), in both
+    formats: rows per second, and how much this process's peak resident memory grew."""
     caller = Caller(key_id=new_id(), name="bench", scopes=frozenset({"admin"}))
     for export_format in (ExportFormat.ndjson, ExportFormat.csv):
-        tracemalloc.start()
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         started = time.perf_counter()
         size = rows = 0
-        after = None
-        header = True
-        while True:
-            async with db.read_connection() as conn:
-                chunk, after = await service.export_chunk(
-                    conn,
-                    caller,
-                    segment_id,
-                    as_of=datetime.now(UTC),
-                    after=after,
-                    export_format=export_format,
-                    header=header,
-                )
-            header = False
-            size += len(chunk)
-            rows += chunk.count(b"\n")
-            if after is None:
-                break
+        async with db.unit_of_work() as conn:
+            async for chunk in service.export_members(
+                conn, caller, segment_id, export_format=export_format
+            ):
+                size += len(chunk)
+                rows += chunk.count(b"\n")
         seconds = time.perf_counter() - started
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
+        grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
         print(
             f"export {export_format.value}: {rows:,} lines ({members:,} members), "
             f"{size / 2**20:.1f} MiB in {seconds:.2f} s = {rows / seconds:,.0f} rows/s; "
-            f"peak Python memory {peak / 2**20:.1f} MiB"
+            f"peak resident memory grew {grown / 1024:.1f} MiB"
         )
 
 
@@ -385,6 +372,9 @@ def main() -> int:
         action="store_true",
         help="ANALYZE segment_memberships after the first refresh, as autovacuum would later",
     )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the database at the end (to look at plans)"
+    )
     default_pg = os.environ.get("KEHU_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--pg", default=default_pg)
     args = parser.parse_args()
@@ -404,7 +394,10 @@ def main() -> int:
         asyncio.run(measure(url, args))
         return 0
     finally:
-        asyncio.run(drop_database(args.pg, name))
+        if args.keep:
+            print(f"kept: {url}")
+        else:
+            asyncio.run(drop_database(args.pg, name))
 
 
 if __name__ == "__main__":

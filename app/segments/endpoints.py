@@ -10,10 +10,9 @@ from app.api.deps import KehuRoute, ScopeDep
 from app.api.problems import problem_doc
 from app.api.responses import json_response, page_response
 from app.api.routing import IfMatchDep, QueryRoute, resource_router
-from app.core import clock
 from app.core.http import etag, expected_version
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, PageOut
-from app.db import read_connection
+from app.db import unit_of_work
 from app.segments import service
 from app.segments.schemas import (
     CustomerSegmentsOut,
@@ -165,9 +164,10 @@ _EXPORT_TYPES = {
     summary="Export a segment's members",
     description="Every member, streamed as NDJSON (one object per line) or CSV (a header row "
     "first): customer_id, external_id, first_name, last_name, email, phone, country, region, "
-    "city, entered_at, rule_version. The members are those at the moment the export starts, "
-    "read page by page (memory stays flat, whatever the size); email and phone are empty "
-    "without `pii:read`. Needs `segments:read` and `customers:read`.",
+    "city, entered_at, rule_version, in no particular order. The members are those of one "
+    "snapshot taken as the export starts, read through a server-side cursor (memory stays flat, "
+    "whatever the size); email and phone are empty without `pii:read`. Needs `segments:read` "
+    "and `customers:read`.",
     response_class=StreamingResponse,
     responses={
         200: {
@@ -198,32 +198,19 @@ async def export_segment_members(
 ) -> Response:
     caller = scope.caller
     await service.start_export(scope.conn, caller, segment_id)
-    as_of = clock.now()
 
-    async def pages() -> AsyncIterator[bytes]:
-        after = None
-        header = True
-        while True:
-            # A connection per page: none is held while the client reads.
-            async with read_connection() as conn:
-                chunk, after = await service.export_chunk(
-                    conn,
-                    caller,
-                    segment_id,
-                    as_of=as_of,
-                    after=after,
-                    export_format=format,
-                    header=header,
-                )
-            header = False
-            if chunk:
+    async def stream() -> AsyncIterator[bytes]:
+        # One transaction for the whole export: one snapshot, one server-side cursor. It holds a
+        # connection while the client reads.
+        async with unit_of_work() as conn:
+            async for chunk in service.export_members(
+                conn, caller, segment_id, export_format=format
+            ):
                 yield chunk
-            if after is None:
-                return
 
     filename = f"segment-{segment_id}.{format.value}"
     return StreamingResponse(
-        pages(),
+        stream(),
         media_type=_EXPORT_TYPES[format],
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

@@ -7,9 +7,10 @@ without its event (or an event without its change) cannot be committed.
 """
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     CTE,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Subquery,
     Table,
     and_,
+    any_,
     delete,
     func,
     insert,
@@ -27,7 +29,6 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    tuple_,
     union_all,
     update,
 )
@@ -46,6 +47,30 @@ segments: Table = Segment.__table__  # type: ignore[assignment]
 memberships: Table = SegmentMembership.__table__  # type: ignore[assignment]
 events: Table = Event.__table__  # type: ignore[assignment]
 sequences: Table = CustomerEventSequence.__table__  # type: ignore[assignment]
+
+
+class SegmentKey(Protocol):
+    """What a membership statement needs of a segment (a ``SegmentOut`` has it)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def rule_version(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DynamicSegment:
+    """A dynamic segment as the follower reads it: without counting its members."""
+
+    id: uuid.UUID
+    name: str
+    rule: Rule
+    rule_version: int
+
 
 ENTERED = "segment.member_entered"
 EXITED = "segment.member_exited"
@@ -143,7 +168,7 @@ async def count_matching(conn: Connection, rule: Rule, now: datetime) -> int:
     return int((await conn.execute(query)).scalar_one())
 
 
-def _with_events(changes: CTE, segment: SegmentOut, now: datetime) -> Select[Any]:
+def _with_events(changes: CTE, segment: SegmentKey, now: datetime) -> Select[Any]:
     """The statement's end: for each changed customer (``changes``: customer_id, type,
     rule_version) its next sequence number and its event; returns (entered, exited) counts."""
     taken = (
@@ -213,7 +238,7 @@ def _with_events(changes: CTE, segment: SegmentOut, now: datetime) -> Select[Any
 
 
 def _entered(
-    segment: SegmentOut, candidates: Subquery, now: datetime, rule_version: int | None
+    segment: SegmentKey, candidates: Subquery, now: datetime, rule_version: int | None
 ) -> CTE:
     """Stays begun for ``candidates`` (customer_id) not in the segment now (nor concurrently
     entered by another statement: the unique index of current stays decides)."""
@@ -238,10 +263,12 @@ def _entered(
     )
 
 
-def _exited(segment: SegmentOut, leaving: ColumnElement[bool], now: datetime) -> CTE:
+def _exited(leaving: ColumnElement[bool], now: datetime) -> CTE:
+    """Stays ``leaving`` picks (say by primary key, or by segment and customer) end, unless
+    they have already ended."""
     return (
         update(memberships)
-        .where(memberships.c.segment_id == segment.id, CURRENT, leaving)
+        .where(CURRENT, leaving)
         .values(exited_at=now)
         .returning(
             memberships.c.customer_id,
@@ -259,7 +286,7 @@ async def _run(conn: Connection, statement: Select[Any]) -> tuple[int, int]:
 
 async def refresh(
     conn: Connection,
-    segment: SegmentOut,
+    segment: SegmentKey,
     rule: Rule,
     now: datetime,
     customer_ids: Sequence[uuid.UUID] | None = None,
@@ -292,11 +319,19 @@ async def refresh(
     )
     arriving = select(diff.c.customer_id).where(diff.c.stay_id.is_(None)).subquery()
     entered = _entered(segment, arriving, now, segment.rule_version)
-    # A stay ends by its primary key (customer_id, id), found from the diff.
+    # A stay ends by its primary key, looked up from arrays of the diff's keys: a join with the
+    # diff could be planned as a nested loop over every current stay (quadratic again).
+    ending = select(diff.c.customer_id, diff.c.stay_id).where(diff.c.stay_id.is_not(None))
     leaving = and_(
-        memberships.c.customer_id == diff.c.customer_id, memberships.c.id == diff.c.stay_id
+        memberships.c.customer_id
+        == any_(func.array(ending.with_only_columns(diff.c.customer_id).scalar_subquery())),
+        memberships.c.id
+        == any_(func.array(ending.with_only_columns(diff.c.stay_id).scalar_subquery())),
     )
-    exited = _exited(segment, leaving, now)
+    if customer_ids is not None:
+        # The given customers bound the index scan (the arrays above are known only at run time).
+        leaving = and_(memberships.c.customer_id.in_(list(customer_ids)), leaving)
+    exited = _exited(leaving, now)
     changes = union_all(
         select(entered.c.customer_id, entered.c.type, entered.c.rule_version),
         select(exited.c.customer_id, exited.c.type, exited.c.rule_version),
@@ -305,7 +340,7 @@ async def refresh(
 
 
 async def add_members(
-    conn: Connection, segment: SegmentOut, customer_ids: Sequence[uuid.UUID], now: datetime
+    conn: Connection, segment: SegmentKey, customer_ids: Sequence[uuid.UUID], now: datetime
 ) -> set[uuid.UUID]:
     """Begin stays for these live customers (a static segment's members added by hand); returns
     the ones that entered (the others were members already or are not live customers)."""
@@ -322,10 +357,16 @@ async def add_members(
 
 
 async def remove_members(
-    conn: Connection, segment: SegmentOut, customer_ids: Sequence[uuid.UUID], now: datetime
+    conn: Connection, segment: SegmentKey, customer_ids: Sequence[uuid.UUID], now: datetime
 ) -> set[uuid.UUID]:
     """End these customers' stays; returns the ones that were members."""
-    exited = _exited(segment, memberships.c.customer_id.in_(list(customer_ids)), now)
+    exited = _exited(
+        and_(
+            memberships.c.segment_id == segment.id,
+            memberships.c.customer_id.in_(list(customer_ids)),
+        ),
+        now,
+    )
     changes = select(exited.c.customer_id, exited.c.type, exited.c.rule_version).cte("changes")
     statement = _with_events(changes, segment, now).add_columns(
         select(func.array_agg(changes.c.customer_id)).scalar_subquery()
@@ -442,16 +483,19 @@ async def advance_follow(conn: Connection, position: int) -> None:
     )
 
 
-async def lock_dynamic_segments(conn: Connection) -> list[SegmentOut]:
+async def lock_dynamic_segments(conn: Connection) -> list[DynamicSegment]:
     """Every dynamic segment, its row share-locked (in id order): a rule change or a full refresh
     waits for this transaction, and this one for theirs."""
     query = (
-        select(*_STORED)
+        select(segments.c.id, segments.c.name, segments.c.rule, segments.c.rule_version)
         .where(segments.c.kind == "dynamic")
         .order_by(segments.c.id)
-        .with_for_update(read=True, of=segments)
+        .with_for_update(read=True)
     )
-    return [_segment(row) for row in await conn.execute(query)]
+    return [
+        DynamicSegment(row.id, row.name, Rule.parse(row.rule), row.rule_version)
+        for row in await conn.execute(query)
+    ]
 
 
 EXPORT_COLUMNS = (
@@ -467,40 +511,29 @@ EXPORT_COLUMNS = (
     "entered_at",
     "rule_version",
 )
-_EXPORT = (
-    select(
-        memberships.c.customer_id,
-        customers.c.external_id,
-        customers.c.first_name,
-        customers.c.last_name,
-        customers.c.email,
-        customers.c.phone,
-        customers.c.country,
-        customers.c.region,
-        customers.c.city,
-        memberships.c.entered_at,
-        memberships.c.rule_version,
-        memberships.c.id,
-    )
-    .join_from(memberships, customers, customers.c.id == memberships.c.customer_id)
-    .order_by(memberships.c.entered_at, memberships.c.id)
-)
+_EXPORT = select(
+    memberships.c.customer_id,
+    customers.c.external_id,
+    customers.c.first_name,
+    customers.c.last_name,
+    customers.c.email,
+    customers.c.phone,
+    customers.c.country,
+    customers.c.region,
+    customers.c.city,
+    memberships.c.entered_at,
+    memberships.c.rule_version,
+).join_from(memberships, customers, customers.c.id == memberships.c.customer_id)
 
 
-async def export_page(
-    conn: Connection,
-    segment_id: uuid.UUID,
-    as_of: datetime,
-    after: tuple[datetime, uuid.UUID] | None,
-    limit: int,
-) -> list[Any]:
-    """The next ``limit`` members at ``as_of`` after the stay ``after`` (entered_at, id), with
-    the profile fields an export carries; keyset pages on the (segment_id, entered_at, id) index."""
-    query = _EXPORT.where(
-        memberships.c.segment_id == segment_id,
-        memberships.c.entered_at <= as_of,
-        or_(memberships.c.exited_at.is_(None), memberships.c.exited_at > as_of),
-    ).limit(limit)
-    if after is not None:
-        query = query.where(tuple_(memberships.c.entered_at, memberships.c.id) > tuple_(*after))
-    return list(await conn.execute(query))
+async def export_rows(
+    conn: Connection, segment_id: uuid.UUID, partition: int
+) -> AsyncIterator[Sequence[Any]]:
+    """A segment's current members with the profile fields an export carries, in partitions of
+    ``partition`` rows from a server-side cursor (one statement, one snapshot; the caller's
+    transaction stays open while it is read). In no particular order: sorting would hold them
+    all."""
+    query = _EXPORT.where(memberships.c.segment_id == segment_id, CURRENT)
+    result = await conn.stream(query.execution_options(yield_per=partition))
+    async for rows in result.partitions(partition):
+        yield rows

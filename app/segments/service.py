@@ -9,7 +9,7 @@ move with time (windows, metrics after an analytics refresh) are caught up.
 import csv
 import io
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
 from pydantic_core import to_json
@@ -306,7 +306,6 @@ async def follow(conn: Connection, *, batch_size: int = 1_000) -> tuple[int, int
     if customer_ids:
         now = clock.now()
         for segment in await repository.lock_dynamic_segments(conn):
-            assert segment.rule is not None
             moved_in, moved_out = await repository.refresh(
                 conn, segment, segment.rule, now, customer_ids=customer_ids
             )
@@ -326,40 +325,28 @@ async def start_export(conn: Connection, caller: Caller, segment_id: uuid.UUID) 
     return await _found(conn, segment_id)
 
 
-async def export_chunk(
-    conn: Connection,
-    caller: Caller,
-    segment_id: uuid.UUID,
-    *,
-    as_of: datetime,
-    after: tuple[datetime, uuid.UUID] | None,
-    export_format: ExportFormat,
-    header: bool,
-) -> tuple[bytes, tuple[datetime, uuid.UUID] | None]:
-    """The next page of a segment's members at ``as_of`` as CSV or NDJSON bytes (with the CSV
-    header first when ``header``), and where the page after it starts (None: this was the last).
-    Email and phone are empty without pii:read."""
+async def export_members(
+    conn: Connection, caller: Caller, segment_id: uuid.UUID, *, export_format: ExportFormat
+) -> AsyncIterator[bytes]:
+    """A segment's current members as CSV (a header row first) or NDJSON, a chunk of bytes per
+    ``EXPORT_PAGE`` members, read in one snapshot of ``conn``'s transaction. Email and phone are
+    empty without pii:read."""
     caller.require("segments:read", "customers:read")
-    rows = await repository.export_page(conn, segment_id, as_of, after, EXPORT_PAGE)
     hidden = set() if caller.has("pii:read") else _PII_COLUMNS
     columns = repository.EXPORT_COLUMNS
-    records = [
-        [None if name in hidden else value for name, value in zip(columns, row, strict=False)]
-        for row in rows
-    ]
+    shown = [name not in hidden for name in columns]
     if export_format is ExportFormat.csv:
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        if header:
-            writer.writerow(columns)
-        writer.writerows(
-            ["" if v is None else v.isoformat() if isinstance(v, datetime) else v for v in record]
-            for record in records
-        )
-        chunk = out.getvalue().encode()
-    else:
-        chunk = b"".join(
-            to_json(dict(zip(columns, record, strict=True))) + b"\n" for record in records
-        )
-    last = rows[-1] if len(rows) == EXPORT_PAGE else None
-    return chunk, None if last is None else (last.entered_at, last.id)
+        yield (",".join(columns) + "\n").encode()
+    async for rows in repository.export_rows(conn, segment_id, EXPORT_PAGE):
+        records = [
+            [v if keep else None for v, keep in zip(row, shown, strict=True)] for row in rows
+        ]
+        if export_format is ExportFormat.csv:
+            out = io.StringIO()
+            csv.writer(out, lineterminator="\n").writerows(
+                ["" if v is None else v.isoformat() if isinstance(v, datetime) else v for v in r]
+                for r in records
+            )
+            yield out.getvalue().encode()
+        else:
+            yield b"".join(to_json(dict(zip(columns, r, strict=True))) + b"\n" for r in records)
