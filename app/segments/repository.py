@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     and_,
     any_,
+    cast,
     delete,
     func,
     insert,
@@ -511,29 +512,45 @@ EXPORT_COLUMNS = (
     "entered_at",
     "rule_version",
 )
-_EXPORT = select(
-    memberships.c.customer_id,
-    customers.c.external_id,
-    customers.c.first_name,
-    customers.c.last_name,
-    customers.c.email,
-    customers.c.phone,
-    customers.c.country,
-    customers.c.region,
-    customers.c.city,
-    memberships.c.entered_at,
-    memberships.c.rule_version,
-).join_from(memberships, customers, customers.c.id == memberships.c.customer_id)
+# Times as RFC 3339 UTC text, made by PostgreSQL: formatting is most of an export's cost.
+_RFC3339 = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
+
+
+def _export_columns(with_pii: bool) -> list[ColumnElement[Any]]:
+    """The export's columns as text (``EXPORT_COLUMNS``), email and phone NULL unless
+    ``with_pii``."""
+    hidden = literal(None, String())
+    return [
+        cast(memberships.c.customer_id, String()).label("customer_id"),
+        customers.c.external_id,
+        customers.c.first_name,
+        customers.c.last_name,
+        (customers.c.email if with_pii else hidden).label("email"),
+        (customers.c.phone if with_pii else hidden).label("phone"),
+        customers.c.country,
+        customers.c.region,
+        customers.c.city,
+        func.to_char(func.timezone("UTC", memberships.c.entered_at), _RFC3339).label("entered_at"),
+        memberships.c.rule_version,
+    ]
 
 
 async def export_rows(
-    conn: Connection, segment_id: uuid.UUID, partition: int
+    conn: Connection, segment_id: uuid.UUID, partition: int, *, with_pii: bool, as_json: bool
 ) -> AsyncIterator[Sequence[Any]]:
     """A segment's current members with the profile fields an export carries, in partitions of
     ``partition`` rows from a server-side cursor (one statement, one snapshot; the caller's
-    transaction stays open while it is read). In no particular order: sorting would hold them
-    all."""
-    query = _EXPORT.where(memberships.c.segment_id == segment_id, CURRENT)
+    transaction stays open while it is read): tuples of text, or (``as_json``) one JSON object
+    text each. In no particular order: sorting would hold them all."""
+    columns = _export_columns(with_pii)
+    if as_json:
+        pairs = [part for column in columns for part in (literal(column.name), column)]
+        columns = [cast(func.json_build_object(*pairs), String()).label("line")]
+    query = (
+        select(*columns)
+        .join_from(memberships, customers, customers.c.id == memberships.c.customer_id)
+        .where(memberships.c.segment_id == segment_id, CURRENT)
+    )
     result = await conn.stream(query.execution_options(yield_per=partition))
     async for rows in result.partitions(partition):
         yield rows

@@ -12,8 +12,6 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
-from pydantic_core import to_json
-
 from app.core import clock
 from app.core.auth import Caller
 from app.core.errors import Conflict, KehuError, NotFound, ValidationFailed
@@ -315,7 +313,6 @@ async def follow(conn: Connection, *, batch_size: int = 1_000) -> tuple[int, int
 
 
 EXPORT_PAGE = 5_000
-_PII_COLUMNS = frozenset({"email", "phone"})
 
 
 async def start_export(conn: Connection, caller: Caller, segment_id: uuid.UUID) -> SegmentOut:
@@ -332,21 +329,15 @@ async def export_members(
     ``EXPORT_PAGE`` members, read in one snapshot of ``conn``'s transaction. Email and phone are
     empty without pii:read."""
     caller.require("segments:read", "customers:read")
-    hidden = set() if caller.has("pii:read") else _PII_COLUMNS
-    columns = repository.EXPORT_COLUMNS
-    shown = [name not in hidden for name in columns]
-    if export_format is ExportFormat.csv:
-        yield (",".join(columns) + "\n").encode()
-    async for rows in repository.export_rows(conn, segment_id, EXPORT_PAGE):
-        records = [
-            [v if keep else None for v, keep in zip(row, shown, strict=True)] for row in rows
-        ]
-        if export_format is ExportFormat.csv:
-            out = io.StringIO()
-            csv.writer(out, lineterminator="\n").writerows(
-                ["" if v is None else v.isoformat() if isinstance(v, datetime) else v for v in r]
-                for r in records
-            )
-            yield out.getvalue().encode()
+    as_json = export_format is ExportFormat.ndjson
+    if not as_json:
+        yield (",".join(repository.EXPORT_COLUMNS) + "\n").encode()
+    async for rows in repository.export_rows(
+        conn, segment_id, EXPORT_PAGE, with_pii=caller.has("pii:read"), as_json=as_json
+    ):
+        if as_json:
+            yield ("\n".join(row[0] for row in rows) + "\n").encode()
         else:
-            yield b"".join(to_json(dict(zip(columns, r, strict=True))) + b"\n" for r in records)
+            out = io.StringIO()
+            csv.writer(out, lineterminator="\n").writerows(rows)
+            yield out.getvalue().encode()
