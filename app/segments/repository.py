@@ -21,7 +21,6 @@ from sqlalchemy import (
     Subquery,
     Table,
     and_,
-    any_,
     cast,
     delete,
     func,
@@ -320,17 +319,14 @@ async def refresh(
     )
     arriving = select(diff.c.customer_id).where(diff.c.stay_id.is_(None)).subquery()
     entered = _entered(segment, arriving, now, segment.rule_version)
-    # A stay ends by its primary key, looked up from arrays of the diff's keys: a join with the
-    # diff could be planned as a nested loop over every current stay (quadratic again).
-    ending = select(diff.c.customer_id, diff.c.stay_id).where(diff.c.stay_id.is_not(None))
+    # A stay ends by its primary key, joined from the diff. Only the primary key and "current"
+    # constrain the stays here: with the segment's id too, the planner (no statistics on the
+    # stays yet) took the segment's stays for one row and looped over the diff for each of them;
+    # and `= ANY(array)` of a subquery is searched linearly per row (both quadratic).
     leaving = and_(
-        memberships.c.customer_id
-        == any_(func.array(ending.with_only_columns(diff.c.customer_id).scalar_subquery())),
-        memberships.c.id
-        == any_(func.array(ending.with_only_columns(diff.c.stay_id).scalar_subquery())),
+        memberships.c.customer_id == diff.c.customer_id, memberships.c.id == diff.c.stay_id
     )
     if customer_ids is not None:
-        # The given customers bound the index scan (the arrays above are known only at run time).
         leaving = and_(memberships.c.customer_id.in_(list(customer_ids)), leaving)
     exited = _exited(leaving, now)
     changes = union_all(
@@ -536,18 +532,14 @@ def _export_columns(with_pii: bool) -> list[ColumnElement[Any]]:
 
 
 async def export_rows(
-    conn: Connection, segment_id: uuid.UUID, partition: int, *, with_pii: bool, as_json: bool
+    conn: Connection, segment_id: uuid.UUID, partition: int, *, with_pii: bool
 ) -> AsyncIterator[Sequence[Any]]:
-    """A segment's current members with the profile fields an export carries, in partitions of
-    ``partition`` rows from a server-side cursor (one statement, one snapshot; the caller's
-    transaction stays open while it is read): tuples of text, or (``as_json``) one JSON object
-    text each. In no particular order: sorting would hold them all."""
-    columns = _export_columns(with_pii)
-    if as_json:
-        pairs = [part for column in columns for part in (literal(column.name), column)]
-        columns = [cast(func.json_build_object(*pairs), String()).label("line")]
+    """A segment's current members with the profile fields an export carries (text, but the
+    rule version), in partitions of ``partition`` rows from a server-side cursor (one statement,
+    one snapshot; the caller's transaction stays open while it is read). In no particular order:
+    sorting would hold them all."""
     query = (
-        select(*columns)
+        select(*_export_columns(with_pii))
         .join_from(memberships, customers, customers.c.id == memberships.c.customer_id)
         .where(memberships.c.segment_id == segment_id, CURRENT)
     )

@@ -12,6 +12,8 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
+from pydantic_core import to_json
+
 from app.core import clock
 from app.core.auth import Caller
 from app.core.errors import Conflict, KehuError, NotFound, ValidationFailed
@@ -330,13 +332,14 @@ async def export_members(
     empty without pii:read."""
     caller.require("segments:read", "customers:read")
     as_json = export_format is ExportFormat.ndjson
+    columns = repository.EXPORT_COLUMNS
     if not as_json:
-        yield (",".join(repository.EXPORT_COLUMNS) + "\n").encode()
+        yield (",".join(columns) + "\n").encode()
     async for rows in repository.export_rows(
-        conn, segment_id, EXPORT_PAGE, with_pii=caller.has("pii:read"), as_json=as_json
+        conn, segment_id, EXPORT_PAGE, with_pii=caller.has("pii:read")
     ):
         if as_json:
-            yield ("\n".join(row[0] for row in rows) + "\n").encode()
+            yield b"".join(to_json(dict(zip(columns, row, strict=True))) + b"\n" for row in rows)
         else:
             out = io.StringIO()
             csv.writer(out, lineterminator="\n").writerows(rows)
