@@ -54,6 +54,7 @@ from app.core.auth import Caller  # noqa: E402
 from app.core.ids import new_id  # noqa: E402
 from app.db import engine as db  # noqa: E402
 from app.db.migrations import upgrade  # noqa: E402
+from app.rules import repository as rules_repository  # noqa: E402
 from app.rules.schemas import Rule  # noqa: E402
 from app.segments import repository, service  # noqa: E402
 from app.segments.schemas import ExportFormat  # noqa: E402
@@ -172,7 +173,7 @@ async def explain(label: str, rule: Rule, now: datetime) -> None:
     """The count query's plan, run once (EXPLAIN ANALYZE executes it), with the statement and bound
     values the app sends (rendering the values as literals loses their casts: varchar[] @> text[]
     has no operator)."""
-    query = select(func.count()).select_from(repository.matching(rule, now).subquery())
+    query = select(func.count()).select_from(rules_repository.matching_ids(rule, now).subquery())
     async with db.read_connection() as conn:
         compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
         params = compiled.construct_params()

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Select, select
 
+from app.customers.repository import LIVE
 from app.db import Connection
 from app.rules.catalogue import Source
 from app.rules.compiler import (
@@ -23,14 +24,16 @@ from app.rules.compiler import (
 from app.rules.evaluator import Snapshot
 from app.rules.schemas import Rule
 
-LIVE = customers.c.deleted_at.is_(None)
-
 
 def matching_ids(rule: Rule, now: datetime) -> Select[Any]:
-    """The ids of the live customers ``rule`` matches, as one statement."""
+    """The ids (``customer_id``) of the live customers ``rule`` matches, as one statement."""
     compiled = compile_rule(rule, now)
     source = customers_with_metrics() if compiled.uses_metrics else customers
-    return select(customers.c.id).select_from(source).where(LIVE, compiled.predicate)
+    return (
+        select(customers.c.id.label("customer_id"))
+        .select_from(source)
+        .where(LIVE, compiled.predicate)
+    )
 
 
 async def snapshots(

@@ -36,9 +36,11 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.types import DateTime, Uuid
 
+from app.customers.repository import LIVE
 from app.db import Connection
 from app.events.models import CustomerEventSequence, Event
-from app.rules.compiler import compile_rule, customers, customers_with_metrics
+from app.rules.compiler import customers
+from app.rules.repository import matching_ids
 from app.rules.schemas import Rule
 from app.segments.models import Segment, SegmentFollowState, SegmentMembership
 from app.segments.schemas import CustomerSegmentOut, MembershipOut, SegmentOut, SegmentSort
@@ -74,7 +76,6 @@ class DynamicSegment:
 
 ENTERED = "segment.member_entered"
 EXITED = "segment.member_exited"
-LIVE_CUSTOMER = customers.c.deleted_at.is_(None)
 CURRENT = memberships.c.exited_at.is_(None)
 
 _MEMBER_COUNT = (
@@ -152,19 +153,8 @@ def segment_from_row(row: Any) -> SegmentOut:
     return _segment(row)
 
 
-def matching(rule: Rule, now: datetime) -> Select[Any]:
-    """The live customers ``rule`` matches (their ids), as one statement."""
-    compiled = compile_rule(rule, now)
-    source = customers_with_metrics() if compiled.uses_metrics else customers
-    return (
-        select(customers.c.id.label("customer_id"))
-        .select_from(source)
-        .where(LIVE_CUSTOMER, compiled.predicate)
-    )
-
-
 async def count_matching(conn: Connection, rule: Rule, now: datetime) -> int:
-    query = select(func.count()).select_from(matching(rule, now).subquery())
+    query = select(func.count()).select_from(matching_ids(rule, now).subquery())
     return int((await conn.execute(query)).scalar_one())
 
 
@@ -295,7 +285,7 @@ async def refresh(
     statement: customers it matches and not in the segment enter, members it no longer matches
     (or no longer live) exit, and each change appends its event. ``customer_ids`` limits it to
     those customers (an incremental re-evaluation); returns (entered, exited)."""
-    found = matching(rule, now)
+    found = matching_ids(rule, now)
     stays = select(memberships.c.customer_id, memberships.c.id).where(
         memberships.c.segment_id == segment.id, CURRENT
     )
@@ -342,7 +332,7 @@ async def add_members(
     """Begin stays for these live customers (a static segment's members added by hand); returns
     the ones that entered (the others were members already or are not live customers)."""
     given = select(customers.c.id.label("customer_id")).where(
-        customers.c.id.in_(list(customer_ids)), LIVE_CUSTOMER
+        customers.c.id.in_(list(customer_ids)), LIVE
     )
     entered = _entered(segment, given.subquery(), now, None)
     changes = select(entered.c.customer_id, entered.c.type, entered.c.rule_version).cte("changes")
@@ -373,7 +363,7 @@ async def remove_members(
 
 
 async def live_customer_ids(conn: Connection, customer_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
-    query = select(customers.c.id).where(customers.c.id.in_(list(customer_ids)), LIVE_CUSTOMER)
+    query = select(customers.c.id).where(customers.c.id.in_(list(customer_ids)), LIVE)
     return set((await conn.execute(query)).scalars())
 
 
@@ -435,9 +425,9 @@ async def customer_segments(conn: Connection, customer_id: uuid.UUID) -> list[Cu
     return (await segments_of_customers(conn, [customer_id])).get(customer_id, [])
 
 
-async def dynamic_segments(conn: Connection) -> list[SegmentOut]:
-    query = select(*_STORED).where(segments.c.kind == "dynamic").order_by(segments.c.id)
-    return [_segment(row) for row in await conn.execute(query)]
+async def dynamic_segment_ids(conn: Connection) -> list[uuid.UUID]:
+    query = select(segments.c.id).where(segments.c.kind == "dynamic").order_by(segments.c.id)
+    return list((await conn.execute(query)).scalars())
 
 
 follow_state: Table = SegmentFollowState.__table__  # type: ignore[assignment]

@@ -77,10 +77,8 @@ async def create_segment(conn: Connection, caller: Caller, payload: SegmentCreat
     )
     if not created:
         raise _name_taken(payload.name)
-    segment = await _found(conn, segment_id)
     if payload.rule is not None:
-        await repository.refresh(conn, segment, payload.rule, now)
-        await repository.mark_refreshed(conn, segment_id, now)
+        await _refresh(conn, segment_id, now)
     return await _found(conn, segment_id)
 
 
@@ -152,10 +150,8 @@ async def update_segment(
         return segment
     now = clock.now()
     await repository.save_changes(conn, segment_id, {**values, "updated_at": now})
-    if rule_changed and payload.rule is not None:
-        changed = await _found(conn, segment_id)
-        await repository.refresh(conn, changed, payload.rule, now)
-        await repository.mark_refreshed(conn, segment_id, now)
+    if rule_changed:
+        await _refresh(conn, segment_id, now)
     return await _found(conn, segment_id)
 
 
@@ -175,42 +171,38 @@ async def delete_segment(
     await repository.delete_segment(conn, segment_id)
 
 
+async def _refresh(conn: Connection, segment_id: uuid.UUID, now: datetime) -> SegmentRefreshOut:
+    """Compare every customer with the segment's rule as of ``now``, under the segment's row
+    lock: refreshes, rule changes and member changes of one segment take turns, so the count read
+    with the lock, moved by what this refresh moved, is the count after it."""
+    segment = await _found(conn, segment_id, lock=True)
+    if segment.rule is None:
+        raise Conflict("A static segment has no rule to refresh.", code="segment_is_static")
+    entered, exited = await repository.refresh(conn, segment, segment.rule, now)
+    await repository.mark_refreshed(conn, segment_id, now)
+    return SegmentRefreshOut(
+        segment_id=segment_id,
+        entered=entered,
+        exited=exited,
+        member_count=segment.member_count + entered - exited,
+    )
+
+
 async def refresh_segment(
     conn: Connection, caller: Caller, segment_id: uuid.UUID, *, now: datetime | None = None
 ) -> SegmentRefreshOut:
     """Compare every customer with a dynamic segment's rule now; a static segment has nothing
     to compare (409)."""
     caller.require("segments:write")
-    segment = await _found(conn, segment_id, lock=True)
-    if segment.rule is None:
-        raise Conflict("A static segment has no rule to refresh.", code="segment_is_static")
-    when = now or clock.now()
-    entered, exited = await repository.refresh(conn, segment, segment.rule, when)
-    await repository.mark_refreshed(conn, segment_id, when)
-    refreshed = await _found(conn, segment_id)
-    return SegmentRefreshOut(
-        segment_id=segment_id, entered=entered, exited=exited, member_count=refreshed.member_count
-    )
+    return await _refresh(conn, segment_id, now or clock.now())
 
 
 async def refresh_all(conn: Connection) -> list[SegmentRefreshOut]:
     """The scheduled refresh: every dynamic segment, one after another, in this transaction."""
-    results = []
-    for segment in await repository.dynamic_segments(conn):
-        assert segment.rule is not None
-        now = clock.now()
-        locked = await _found(conn, segment.id, lock=True)
-        entered, exited = await repository.refresh(conn, locked, segment.rule, now)
-        await repository.mark_refreshed(conn, segment.id, now)
-        results.append(
-            SegmentRefreshOut(
-                segment_id=segment.id,
-                entered=entered,
-                exited=exited,
-                member_count=locked.member_count + entered - exited,
-            )
-        )
-    return results
+    return [
+        await _refresh(conn, segment_id, clock.now())
+        for segment_id in await repository.dynamic_segment_ids(conn)
+    ]
 
 
 async def preview(conn: Connection, caller: Caller, payload: SegmentPreview) -> SegmentPreviewOut:
